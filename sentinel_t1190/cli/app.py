@@ -1,0 +1,44 @@
+"""The Typer application; each command lives in its own module and registers itself here."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+from .._version import __version__
+
+app = typer.Typer(
+    name="sentinel-t1190",
+    help="Validate, test, deploy and hunt with the Microsoft Sentinel T1190 detection "
+    "(web-server processes spawning shells and attacker tools).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+#: Command modules, imported for their @app.command registrations.
+COMMAND_MODULES = ("pack", "hunt")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"sentinel-t1190 {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Validate, test, deploy and hunt with the Microsoft Sentinel T1190 detection."""
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"{__package__}.{_name}")
+
+
+def main() -> None:
+    app()

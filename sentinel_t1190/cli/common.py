@@ -1,0 +1,97 @@
+"""What every command shares: option aliases, logging, error handling and output."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Annotated, Any, TypeVar
+
+import typer
+
+from ..errors import ExitCode, SentinelT1190Error
+from ..render import OutputFormat
+
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log what is being done (stderr).")]
+Debug = Annotated[bool, typer.Option("--debug", help="Log everything, and show tracebacks.")]
+Output = Annotated[OutputFormat, typer.Option(
+    "--output", "-o", help="table for people; json, ndjson or csv for machines.",
+    case_sensitive=False)]
+Out = Annotated[Path | None, typer.Option(
+    "--out", help="Write the result to this file instead of stdout.", dir_okay=False)]
+RuleIds = Annotated[list[str] | None, typer.Option(
+    "--rule", "-r", help="Rule id (or file name) to act on; repeat for several. "
+    "Default: the whole pack.")]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _setup_logging(verbose: bool, debug: bool) -> None:
+    from rich.logging import RichHandler
+
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    handler = RichHandler(console=_stderr(), show_path=False, show_time=False)
+    logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
+    if not debug:
+        # azure-core logs whole request/response headers at DEBUG; keep it to --debug.
+        logging.getLogger("azure").setLevel(logging.WARNING)
+
+
+def _stderr() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def warn(message: str) -> None:
+    _stderr().print(f"[yellow]warning:[/] {message}", markup=True, soft_wrap=True)
+
+
+def command(func: F) -> F:
+    """Wrap a command: logging from --verbose/--debug, errors to one ``error:`` line and exit code.
+
+    The command returns its exit code (or None for 0).
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = bool(kwargs.get("debug"))
+        _setup_logging(bool(kwargs.get("verbose")), debug)
+        try:
+            code = func(*args, **kwargs)
+        except SentinelT1190Error as exc:
+            if debug:
+                traceback.print_exc(file=sys.stderr)
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(int(exc.exit_code)) from None
+        except KeyboardInterrupt:
+            typer.echo("error: interrupted", err=True)
+            raise typer.Exit(130) from None
+        raise typer.Exit(int(code or ExitCode.OK))
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def output_stream(out: Path | None) -> Iterator[IO[str]]:
+    """stdout, or *out* written whole (a temporary file renamed, so no half-written result)."""
+    if out is None:
+        yield sys.stdout
+        return
+    from ..errors import InputError
+
+    tmp = out.with_name(f".{out.name}.partial")
+    try:
+        handle = tmp.open("w", encoding="utf-8", newline="")
+    except OSError as exc:
+        raise InputError(f"cannot write {out}: {exc.strerror}") from exc
+    try:
+        with handle:
+            yield handle
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)

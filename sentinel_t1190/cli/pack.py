@@ -1,0 +1,49 @@
+"""`rules` and `validate`: the pack itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .. import api, render
+from ..errors import ExitCode
+from ..render import OutputFormat
+from .app import app
+from .common import Debug, Out, Output, Verbose, command, output_stream
+
+
+@app.command("rules")
+@command
+def rules_command(
+    output: Output = OutputFormat.table,
+    out: Out = None,
+    verbose: Verbose = False,
+    debug: Debug = False,
+) -> int:
+    """List the rules in the pack: id, name, severity, tactics, techniques, tables."""
+    pack = api.load_pack()
+    with output_stream(out) as stream:
+        render.rules(pack.rules, output, stream)
+    return ExitCode.OK
+
+
+@app.command("validate")
+@command
+def validate_command(
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="Rule files or folders. Default: the pack's analytics/ folder.")] = None,
+    output: Output = OutputFormat.table,
+    out: Out = None,
+    verbose: Verbose = False,
+    debug: Debug = False,
+) -> int:
+    """Check rule files: schema, Sentinel limits, KQL syntax, columns against the table schema.
+
+    Exits 1 when any rule has an error (warnings alone exit 0).
+    """
+    checked, findings = api.validate(paths)
+    with output_stream(out) as stream:
+        render.findings(findings, checked, output, stream)
+    return ExitCode.FOUND if any(f.level == "error" for f in findings) else ExitCode.OK

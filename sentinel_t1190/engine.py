@@ -1,0 +1,212 @@
+"""The local engine: telemetry files as DuckDB views, KQL run on them by duckdb-kql.
+
+Files are never copied into tables: each table is a view over its files with the bundled
+schema's types, so DuckDB streams Parquet and CSV and memory stays flat as files grow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import InputError, UnsupportedQueryError
+from .schema import DUCKDB_TYPES, TableSchema, known_tables, table_schema
+
+if TYPE_CHECKING:
+    import duckdb
+
+#: Suffix (after stripping .gz) -> DuckDB reader call; {p} is the quoted path.
+_READERS = {
+    ".csv": "read_csv({p}, header = true, all_varchar = true, sample_size = -1)",
+    ".tsv": "read_csv({p}, header = true, all_varchar = true, sample_size = -1, sep = '\t')",
+    ".json": "read_json({p}, format = 'auto', maximum_object_size = 268435456)",
+    ".jsonl": "read_json({p}, format = 'newline_delimited', maximum_object_size = 268435456)",
+    ".ndjson": "read_json({p}, format = 'newline_delimited', maximum_object_size = 268435456)",
+    ".parquet": "read_parquet({p})",
+}
+#: Log Analytics' "Export to CSV" writes headers like "TimeGenerated [UTC]".
+_HEADER_SUFFIXES = (" [UTC]", " [Local Time]")
+#: Log Analytics' CSV export writes "11/27/2026, 10:00:00.123 AM".
+_PORTAL_FORMATS = ("%m/%d/%Y, %I:%M:%S.%g %p", "%m/%d/%Y, %I:%M:%S %p")
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """A telemetry file and the table it holds."""
+
+    table: str
+    path: Path
+
+
+def _suffix(path: Path) -> str:
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+    return suffixes[-1] if suffixes else ""
+
+
+def resolve_files(specs: Iterable[str], main_table: str) -> list[LocalFile]:
+    """``TABLE=PATH`` or a path named after its table (any case); else the rule's main table."""
+    by_lower = {name.lower(): name for name in known_tables()}
+    files: list[LocalFile] = []
+    for spec in specs:
+        table, sep, rest = spec.partition("=")
+        if sep and table and not Path(spec).exists():
+            if table.lower() not in by_lower:
+                raise InputError(f"{spec}: unknown table {table!r}; known: "
+                                 + ", ".join(sorted(known_tables())))
+            path, name = Path(rest), by_lower[table.lower()]
+        else:
+            path = Path(spec)
+            name = by_lower.get(path.name.split(".")[0].lower(), main_table)
+        if not path.is_file():
+            raise InputError(f"{path}: no such file")
+        if _suffix(path) not in _READERS:
+            raise InputError(f"{path}: unsupported file type; use "
+                             + ", ".join(sorted(_READERS)) + " (optionally .gz)")
+        if path.stat().st_size == 0:
+            raise InputError(f"{path}: the file is empty")
+        files.append(LocalFile(name, path))
+    return files
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _column_expr(source: str, source_type: str, kql_type: str, where: str) -> str:
+    """SQL reading *source* as the schema's type; bad values fail loudly, naming the place."""
+    target = DUCKDB_TYPES.get(kql_type, "VARCHAR")
+    col = _ident(source)
+    if source_type == target:
+        return col
+    if target == "TIMESTAMP":
+        if source_type.startswith("TIMESTAMP"):
+            return f"CAST({col} AS TIMESTAMP)"
+        text = f"CAST({col} AS VARCHAR)"
+        tries = ", ".join(f"try_strptime({text}, {_literal(f)})" for f in _PORTAL_FORMATS)
+        message = _literal(f"{where}: unparseable timestamp ")
+        return (
+            f"CASE WHEN {col} IS NULL OR trim({text}) = '' THEN NULL ELSE coalesce("
+            f"CAST(TRY_CAST({text} AS TIMESTAMPTZ) AS TIMESTAMP), {tries}, "
+            f"error({message} || {text})) END"
+        )
+    if target == "JSON":
+        text = f"CAST({col} AS VARCHAR)"
+        return f"CASE WHEN json_valid({text}) THEN CAST({text} AS JSON) ELSE to_json({text}) END"
+    if target == "VARCHAR":
+        return f"CAST({col} AS VARCHAR)"
+    text = f"NULLIF(trim(CAST({col} AS VARCHAR)), '')"
+    message = _literal(f"{where}: not a {kql_type} value: ")
+    return (f"CASE WHEN {text} IS NULL THEN NULL ELSE coalesce(TRY_CAST({text} AS {target}), "
+            f"error({message} || {text})) END")
+
+
+class LocalEngine:
+    """An in-process DuckDB with one view per table, queried in KQL."""
+
+    def __init__(self) -> None:
+        import duckdb_kql
+
+        self.con: duckdb.DuckDBPyConnection = duckdb_kql.connect()
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> LocalEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def load(self, files: Sequence[LocalFile], required: dict[str, set[str]]) -> None:
+        """Create a view per table over its files; *required* names columns a query needs."""
+        by_table: dict[str, list[Path]] = {}
+        for f in files:
+            by_table.setdefault(f.table, []).append(f.path)
+        for table, paths in by_table.items():
+            schema = table_schema(table)
+            parts = [self._select(schema, p, required.get(table, set())) for p in paths]
+            self.con.execute(f"CREATE OR REPLACE VIEW {_ident(table)} AS "
+                             + " UNION ALL ".join(parts))
+
+    def load_empty(self, table: str) -> None:
+        """An empty view with *table*'s schema (for tables a query reads but no file holds)."""
+        schema = table_schema(table)
+        cols = ", ".join(f"CAST(NULL AS {DUCKDB_TYPES.get(t, 'VARCHAR')}) AS {_ident(c)}"
+                         for c, t in schema.columns.items())
+        self.con.execute(f"CREATE OR REPLACE VIEW {_ident(table)} AS SELECT {cols} LIMIT 0")
+
+    def _select(self, schema: TableSchema, path: Path, required: set[str]) -> str:
+        import duckdb
+
+        reader = _READERS[_suffix(path)].format(p=_literal(str(path)))
+        try:
+            described = self.con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
+        except duckdb.Error as exc:
+            raise InputError(f"{path}: cannot read as {_suffix(path)[1:]}: {_first_line(exc)}"
+                             ) from exc
+        present: dict[str, tuple[str, str]] = {}
+        for name, dtype, *_ in described:
+            clean = name
+            for suffix in _HEADER_SUFFIXES:
+                clean = clean.removesuffix(suffix)
+            present.setdefault(clean, (name, dtype))
+        missing = sorted(required - present.keys())
+        if missing:
+            raise InputError(f"{path}: missing columns the {schema.name} query needs: "
+                             + ", ".join(missing))
+        columns = []
+        for column, kql_type in schema.columns.items():
+            if column in present:
+                source, dtype = present[column]
+                expr = _column_expr(source, dtype, kql_type, f"{path}, column {column}")
+            else:
+                expr = f"CAST(NULL AS {DUCKDB_TYPES.get(kql_type, 'VARCHAR')})"
+            columns.append(f"{expr} AS {_ident(column)}")
+        return f"SELECT {', '.join(columns)} FROM {reader}"
+
+    def query(
+        self, kql: str, now: datetime | None = None
+    ) -> tuple[list[str], Iterator[tuple[Any, ...]]]:
+        """Run *kql*; return its columns and an iterator over its rows (fetched in batches)."""
+        import duckdb
+        import duckdb_kql
+
+        try:
+            relation = duckdb_kql.kql(self.con, kql, query_now=now)
+        except duckdb_kql.KqlUnsupportedError as exc:
+            raise UnsupportedQueryError(
+                f"the local engine does not support this KQL: {_first_line(exc)}") from exc
+        except duckdb_kql.KqlError as exc:
+            raise InputError(f"the KQL cannot run locally: {_first_line(exc)}") from exc
+        except duckdb.Error as exc:
+            raise InputError(_clean(exc)) from exc
+        return list(relation.columns), _batches(relation)
+
+
+def _batches(relation: Any, size: int = 10_000) -> Iterator[tuple[Any, ...]]:
+    import duckdb
+
+    try:
+        yield from relation.iter_rows(batch_size=size)
+    except duckdb.Error as exc:
+        raise InputError(_clean(exc)) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _clean(exc: BaseException) -> str:
+    text = _first_line(exc)
+    for prefix in ("Invalid Input Error: ", "Conversion Error: ", "Binder Error: "):
+        text = text.removeprefix(prefix)
+    return text

@@ -1,0 +1,45 @@
+"""The exception tree and the exit-code table (shared/DESIGN.md §3), in one place."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    #: The command found what the user asked to fail on: findings, drift, failing tests,
+    #: rule errors, failed rollout targets.
+    FOUND = 1
+    USAGE = 2
+    AUTH = 3
+    SERVICE = 4
+
+
+class SentinelT1190Error(Exception):
+    """Root of every error this package raises on purpose."""
+
+    exit_code = ExitCode.USAGE
+
+
+class InputError(SentinelT1190Error):
+    """Bad user input: a missing or unreadable file, a bad option value, a bad rule file."""
+
+
+class UnsupportedQueryError(InputError):
+    """The local engine cannot run this KQL (it refuses rather than guessing)."""
+
+
+class AuthError(SentinelT1190Error):
+    """Authentication failed or the identity lacks a role (401/403)."""
+
+    exit_code = ExitCode.AUTH
+
+
+class AzureServiceError(SentinelT1190Error):
+    """Azure answered with a failure, or could not be reached, after retries."""
+
+    exit_code = ExitCode.SERVICE
+
+
+class PartialResultError(AzureServiceError):
+    """Some of the requested data could not be returned and partial results were not allowed."""

@@ -1,0 +1,149 @@
+"""Hunts: a rule's hunting query over a window, run locally (and, later, in workspaces)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from . import detection
+from .errors import InputError
+from .rules import Rule
+from .schema import referenced_columns, table_schema
+from .timespan import iso_z, parse_duration, parse_instant
+
+DEFAULT_TIMESPAN = "24h"
+START_PLACEHOLDER = "{{StartTimeISO}}"
+END_PLACEHOLDER = "{{EndTimeISO}}"
+
+
+@dataclass(frozen=True)
+class Window:
+    """A hunt window (start, end]: start exclusive like ``> ago()``, end inclusive like now."""
+
+    start: datetime
+    end: datetime
+
+    def to_dict(self) -> dict[str, str]:
+        return {"start": _iso_seconds(self.start), "end": _iso_seconds(self.end)}
+
+
+def _iso_seconds(moment: datetime) -> str:
+    return iso_z(moment).replace(".000000Z", "Z")
+
+
+def resolve_window(
+    now: datetime, timespan: str | None = None, start: str | None = None, end: str | None = None
+) -> Window:
+    """The window the user asked for: ``--timespan`` back from end/now, or ``--start/--end``."""
+    end_at = parse_instant(end) if end else now.astimezone(UTC)
+    if start:
+        if timespan:
+            raise InputError("give --timespan or --start, not both")
+        start_at = parse_instant(start)
+    else:
+        span = parse_duration(timespan or DEFAULT_TIMESPAN)
+        if span <= timedelta(0):
+            raise InputError(f"--timespan must be positive, got {timespan!r}")
+        start_at = end_at - span
+    if start_at >= end_at:
+        raise InputError(f"the window is empty: start {_iso_seconds(start_at)} is not before "
+                         f"end {_iso_seconds(end_at)}")
+    return Window(start_at, end_at)
+
+
+def windowed_query(rule: Rule, window: Window) -> str:
+    """The rule's hunting query with the window filled in (values we format, never user text)."""
+    if rule.hunting is None:
+        raise InputError(f"rule {rule.id} ({rule.name}) has no hunting query in hunting/")
+    return (rule.hunting.query
+            .replace(START_PLACEHOLDER, iso_z(window.start))
+            .replace(END_PLACEHOLDER, iso_z(window.end)))
+
+
+@dataclass
+class HuntResult:
+    """One rule's findings over one window, in the ``hunt`` JSON shape (shared/DESIGN.md §3)."""
+
+    rule: Rule
+    source: dict[str, Any]
+    window: Window
+    columns: list[str]
+    findings: list[dict[str, Any]]
+    complete: bool = True
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        labels = Counter(str(row.get("ExploitEvidence")) for row in self.findings
+                         if "ExploitEvidence" in row)
+        return {"total": len(self.findings), "by_evidence": dict(sorted(labels.items()))}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": {"id": self.rule.id, "name": self.rule.name},
+            "source": self.source,
+            "window": self.window.to_dict(),
+            "complete": self.complete,
+            "warnings": list(self.warnings),
+            "summary": self.summary(),
+            "findings": self.findings,
+        }
+
+
+def _row_dict(columns: Sequence[str], row: Iterable[Any]) -> dict[str, Any]:
+    return {c: iso_z(v) if isinstance(v, datetime) else v
+            for c, v in zip(columns, row, strict=True)}
+
+
+def required_columns(rule: Rule, query: str) -> dict[str, set[str]]:
+    """Per table the rule reads: the schema columns its query names."""
+    names = referenced_columns(query)
+    return {t: names & table_schema(t).columns.keys() for t in rule.tables}
+
+
+def check_labels(rows: Iterable[dict[str, Any]]) -> list[str]:
+    """Rows whose ExploitEvidence differs from the Python classifier (another rule version)."""
+    mismatches = Counter(
+        (row.get("ExploitEvidence"), detection.classify(
+            row.get("InitiatingProcessFileName"), row.get("FileName")))
+        for row in rows
+        if detection.classify(row.get("InitiatingProcessFileName"), row.get("FileName"))
+        != row.get("ExploitEvidence")
+    )
+    return [f"{n} row(s) labelled {got!r} where this version of the rule says {want!r}: "
+            "the query that produced them is another version of the rule"
+            for (got, want), n in mismatches.items()]
+
+
+def hunt_local(
+    rule: Rule,
+    files: Sequence[str],
+    window: Window,
+    *,
+    source: dict[str, Any] | None = None,
+) -> HuntResult:
+    """Run *rule*'s hunting query over local telemetry files with the local engine."""
+    from .engine import LocalEngine, resolve_files
+
+    if not rule.tables:
+        raise InputError(f"rule {rule.id} names no table in requiredDataConnectors")
+    query = windowed_query(rule, window)
+    local = resolve_files(files, rule.tables[0])
+    with LocalEngine() as engine:
+        engine.load(local, required_columns(rule, query))
+        for table in set(rule.tables) - {f.table for f in local}:
+            engine.load_empty(table)
+        columns, rows = engine.query(query, now=window.end)
+        findings = [_row_dict(columns, row) for row in rows]
+    result = HuntResult(
+        rule=rule,
+        source=source or {"kind": "local", "files": [str(f.path) for f in local]},
+        window=window,
+        columns=columns,
+        findings=findings,
+    )
+    if rule.id == detection.RULE_ID:
+        result.warnings.extend(check_labels(findings))
+    return result
