@@ -56,9 +56,12 @@ def resolve_window(
 
 def windowed_query(rule: Rule, window: Window) -> str:
     """The rule's hunting query with the window filled in (values we format, never user text)."""
-    if rule.hunting is None:
+    from .compile import hunting_query
+
+    query = hunting_query(rule)
+    if query is None:
         raise InputError(f"rule {rule.id} ({rule.name}) has no hunting query in hunting/")
-    return (rule.hunting.query
+    return (query
             .replace(START_PLACEHOLDER, iso_z(window.start))
             .replace(END_PLACEHOLDER, iso_z(window.end)))
 

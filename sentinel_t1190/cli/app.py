@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 import typer
 
@@ -18,8 +19,9 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-#: Command modules, imported for their @app.command registrations.
-COMMAND_MODULES = ("pack", "hunt")
+#: Command modules in the order --help lists them, imported for their @app.command
+#: registrations; a module not written yet is skipped.
+COMMAND_MODULES = ("pack", "test", "hunt", "deploy", "status", "remove", "rollout", "export")
 
 
 def _version(value: bool) -> None:
@@ -37,7 +39,8 @@ def _root(
 
 
 for _name in COMMAND_MODULES:
-    importlib.import_module(f"{__package__}.{_name}")
+    if importlib.util.find_spec(f"{__package__}.{_name}") is not None:
+        importlib.import_module(f"{__package__}.{_name}")
 
 
 def main() -> None:
