@@ -95,3 +95,23 @@ def output_stream(out: Path | None) -> Iterator[IO[str]]:
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+# --- Azure options (every Azure command), each with its environment variable ----------------
+CloudOpt = Annotated[str, typer.Option(
+    "--cloud", envvar="SENTINEL_CLOUD",
+    help="AzureCloud, AzureUSGovernment or AzureChinaCloud.")]
+TenantId = Annotated[str | None, typer.Option(
+    "--tenant-id", envvar="AZURE_TENANT_ID", help="Entra ID tenant to authenticate in.")]
+ArmEndpoint = Annotated[str | None, typer.Option(
+    "--arm-endpoint", envvar="SENTINEL_ARM_ENDPOINT",
+    help="Override the Azure Resource Manager endpoint (private clouds, test servers).")]
+LogsEndpoint = Annotated[str | None, typer.Option(
+    "--logs-endpoint", envvar="SENTINEL_LOGS_ENDPOINT",
+    help="Override the Logs Query API base URL, including /v1.")]
+SubscriptionId = Annotated[str, typer.Option(
+    "--subscription-id", envvar="AZURE_SUBSCRIPTION_ID", help="Subscription of the workspace.")]
+ResourceGroup = Annotated[str, typer.Option(
+    "--resource-group", "-g", help="Resource group of the workspace.")]
+Workspace = Annotated[str, typer.Option(
+    "--workspace", "-w", help="Log Analytics workspace name (Sentinel-enabled).")]
