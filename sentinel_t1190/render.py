@@ -84,12 +84,14 @@ def findings(items: Sequence[Finding], checked: int, fmt: OutputFormat, stream: 
     if fmt in (OutputFormat.ndjson, OutputFormat.csv):
         write_rows(docs, ["level", "code", "message", "path", "line", "rule_id"], fmt, stream)
         return
+    from rich.markup import escape
+
     console = _console(stream)
     for f in items:
         where = f"{f.path}:{f.line}" if f.line else (f.path or "-")
         style = "red" if f.level == "error" else "yellow"
-        console.print(f"{where}: [{style}]{f.level}[/] [{f.code}] {f.message}", highlight=False,
-                      markup=True)
+        console.print(f"{escape(where)}: [{style}]{f.level}[/] {escape(f'[{f.code}]')} "
+                      f"{escape(f.message)}", highlight=False, markup=True)
     verdict = "[red]failed[/]" if errors else "[green]ok[/]"
     console.print(f"{checked} file(s) checked: {errors} error(s), {len(items) - errors} "
                   f"warning(s) — {verdict}")

@@ -61,10 +61,7 @@ class Rule:
 
     def line_of(self, *key: str | int) -> int | None:
         """The line of *key* in the file, or of its nearest parent that has one."""
-        path: Path_ = tuple(key)
-        while path and path not in self.lines:
-            path = path[:-1]
-        return self.lines.get(path)
+        return _line_of(self.lines, key)
 
     def summary(self) -> dict[str, Any]:
         """The ``rules`` JSON shape (shared/DESIGN.md §3)."""
@@ -85,6 +82,10 @@ class HuntingQuery:
     rule_id: str | None
     path: str
     lines: Mapping[Path_, int] = field(repr=False, compare=False)
+
+    def line_of(self, *key: str | int) -> int | None:
+        """The line of *key* in the file, or of its nearest parent that has one."""
+        return _line_of(self.lines, key)
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,13 @@ class Pack:
             if hits[0] not in chosen:
                 chosen.append(hits[0])
         return tuple(chosen)
+
+
+def _line_of(lines: Mapping[Path_, int], key: Path_) -> int | None:
+    path = key
+    while path and path not in lines:
+        path = path[:-1]
+    return lines.get(path)
 
 
 def _text(data: Mapping[str, Any], key: str) -> str:
@@ -205,6 +213,11 @@ def rule_files(paths: Iterable[Path] | None = None) -> list[Path]:
     for path in paths:
         files.extend(_yaml_files(path) if path.is_dir() else [path])
     return files
+
+
+def hunting_files() -> list[Path]:
+    """The pack's hunting-query files."""
+    return _yaml_files(default_pack_dir() / "hunting")
 
 
 def load_pack(root: Path | None = None) -> Pack:
