@@ -24,6 +24,9 @@ def load_with_lines(text: str) -> tuple[Any, dict[Path_, int]]:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
+        context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and start is not None and line is not None and start.line + 1 != line:
+            problem += f" ({context} that starts on line {start.line + 1})"
         raise YamlSyntaxError(f"YAML syntax error: {problem}", line) from exc
     lines: dict[Path_, int] = {}
     if node is not None:

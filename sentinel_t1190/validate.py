@@ -420,6 +420,7 @@ class QueryFacts:
     unknown: tuple[str, ...] = ()
     engine_error: str | None = None
     output: tuple[str, ...] | None = None
+    unsupported_line: int | None = None
 
 
 @lru_cache(maxsize=64)
@@ -433,7 +434,7 @@ def query_facts(kql: str) -> QueryFacts:
     try:
         tree = lower(kql)
     except duckdb_kql.KqlUnsupportedError as exc:
-        return QueryFacts(True, unsupported=_first_line(exc))
+        return QueryFacts(True, unsupported=_first_line(exc), unsupported_line=_span_line(exc))
     except duckdb_kql.KqlError:
         return QueryFacts(False)
     tables = tuple(dict.fromkeys(_table_refs(tree)))
@@ -442,13 +443,15 @@ def query_facts(kql: str) -> QueryFacts:
         return QueryFacts(True, tables)
     unknown, static_output = _scope_walk(tree, {t: list(schemas[t].columns) for t in tables})
     output, error, unsupported = _run_empty(kql, tables)
-    return QueryFacts(True, tables, unsupported, tuple(unknown), error,
-                      output if output is not None else static_output)
+    return QueryFacts(True, tables, _first_line(unsupported) if unsupported else None,
+                      tuple(unknown),
+                      error, output if output is not None else static_output,
+                      _span_line(unsupported.__cause__) if unsupported else None)
 
 
 def _run_empty(kql: str, tables: Sequence[str]
-               ) -> tuple[tuple[str, ...] | None, str | None, str | None]:
-    """Run *kql* over empty tables: (output columns, binder error, unsupported construct)."""
+               ) -> tuple[tuple[str, ...] | None, str | None, Exception | None]:
+    """Run *kql* over empty tables: (output columns, binder error, what it cannot run)."""
     import duckdb
 
     from .engine import LocalEngine
@@ -460,11 +463,17 @@ def _run_empty(kql: str, tables: Sequence[str]
         try:
             columns, _rows = engine.query(kql)
         except UnsupportedQueryError as exc:
-            return None, None, str(exc)
+            return None, None, exc
         except InputError as exc:
             binder = isinstance(exc.__cause__, duckdb.BinderException)
-            return None, str(exc) if binder else None, None if binder else str(exc)
+            return None, str(exc) if binder else None, None if binder else exc
     return tuple(columns), None, None
+
+
+def _span_line(exc: BaseException | None) -> int | None:
+    span = getattr(exc, "span", None)
+    line = getattr(span, "line", None)
+    return line if isinstance(line, int) else None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -501,72 +510,54 @@ def _reads(node: Any) -> Iterator[str]:
             yield from _reads(getattr(node, name))
 
 
-def _output_name(named: Any, by: bool = False) -> str | None:
-    """The column a ``name = expr`` produces, when it can be known without guessing."""
-    from duckdb_kql import ir
-
-    if named.name:
-        return str(named.name)
-    expr = named.expr
-    if isinstance(expr, ir.ColumnRef):
-        return expr.name
-    if (by and isinstance(expr, ir.FunctionCall) and expr.name in ("bin", "floor", "bin_at")
-            and expr.args and isinstance(expr.args[0], ir.ColumnRef)):
-        return expr.args[0].name
-    return None
+#: Operators whose column reads the walk understands (anything else ends the walk).
+_WALKED = ("Where", "Sort", "Top", "Take", "Extend", "Project", "Distinct", "Summarize",
+           "ProjectAway", "ProjectRename", "Count")
 
 
 def _scope_walk(tree: Any, schemas: dict[str, list[str]]
                 ) -> tuple[list[str], tuple[str, ...] | None]:
     """Columns read but never in scope, and the output columns, walking operator by operator.
 
-    Stops (reporting what it found so far, output None) at any operator whose output it
-    cannot know exactly, so it never reports a column that is in fact there.
+    Each operator's reads are checked against the columns its input has; its output columns
+    come from duckdb-kql's own column tracking (``duckdb_kql.schema.output_columns``, which
+    reproduces Kusto's naming: ``count_``, ``max_X``, ``Column1``). The walk stops, keeping
+    what it found so far, at any operator it does not model, so it never reports a column
+    that is in fact there; the run over empty tables backs it up.
     """
+    from dataclasses import replace
+
+    import duckdb_kql
     from duckdb_kql import ir
+    from duckdb_kql.schema import output_columns
 
     unknown: list[str] = []
     if not isinstance(tree.source, ir.TableRef) or tree.source.name not in schemas:
         return unknown, None
     columns: list[str] = list(schemas[tree.source.name])
 
-    def read(*nodes: Any) -> None:
-        for name in _reads(nodes):
-            if name not in columns and name not in unknown:
+    def read(node: Any, scope: Sequence[str]) -> None:
+        for name in _reads(node):
+            if name not in scope and name not in unknown:
                 unknown.append(name)
 
-    for op in tree.operators:
-        if isinstance(op, ir.Where):
-            read(op.predicate)
-        elif isinstance(op, ir.Sort | ir.Top):
-            read(op.keys)
-        elif isinstance(op, ir.Take):
-            pass
-        elif isinstance(op, ir.Extend | ir.Project | ir.Distinct):
-            read(op.expressions)
-            names = [_output_name(e) for e in op.expressions]
-            if None in names:
-                return unknown, None
-            new = [n for n in names if n is not None]
-            columns = ([*(c for c in columns if c not in new), *new]
-                       if isinstance(op, ir.Extend) else new)
-        elif isinstance(op, ir.Summarize):
-            read(op.aggregates, op.by)
-            names = [_output_name(e, by=True) for e in op.by]
-            names += [_output_name(e) for e in op.aggregates]
-            if None in names:
-                return unknown, None
-            columns = [n for n in names if n is not None]
-        elif isinstance(op, ir.ProjectAway):
-            columns = [c for c in columns if c not in op.columns]
+    for i, op in enumerate(tree.operators):
+        if type(op).__name__ not in _WALKED:
+            return unknown, None
+        if isinstance(op, ir.Extend | ir.Project):
+            # `extend a = 1, b = a + 1`: later expressions see the earlier ones.
+            scope = list(columns)
+            for named in op.expressions:
+                read(named.expr, scope)
+                if named.name:
+                    scope.append(named.name)
         elif isinstance(op, ir.ProjectRename):
-            for old, new_name in op.renames:
-                if old not in columns and old not in unknown:
-                    unknown.append(old)
-                columns = [new_name if c == old else c for c in columns]
-        elif isinstance(op, ir.Count):
-            columns = [op.name]
-        else:
+            read([ir.ColumnRef(old) for old, _new in op.renames], columns)
+        elif not isinstance(op, ir.ProjectAway):
+            read(op, columns)
+        try:
+            columns = output_columns(replace(tree, operators=tree.operators[: i + 1]), schemas)
+        except duckdb_kql.KqlError:
             return unknown, None
     return unknown, tuple(columns)
 
@@ -583,9 +574,11 @@ def check_query_columns(rule: Rule) -> Iterator[Finding]:
     if not facts.parsed:
         return  # check_kql_parses reports it
     if facts.unsupported:
-        yield _warning(rule, "kql-unsupported-locally",
-                       f"{facts.unsupported} — the rule may still be valid in Sentinel, but "
-                       "columns and outputs are not checked", "query")
+        line = (_query_line(rule.path, rule.line_of("query"), facts.unsupported_line)
+                if facts.unsupported_line else rule.line_of("query"))
+        yield Finding(Level.WARNING, "kql-unsupported-locally",
+                      f"{facts.unsupported} — the rule may still be valid in Sentinel, but "
+                      "its columns and outputs are not checked", rule.path, line, rule.id)
     from .schema import known_tables
 
     for table in facts.tables:
