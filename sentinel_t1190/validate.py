@@ -587,9 +587,11 @@ def check_query_columns(rule: Rule) -> Iterator[Finding]:
                           f"no bundled schema for table {table}: its columns are not checked",
                           rule.path, _query_name_line(rule, table), rule.id)
         if table not in rule.tables:
-            yield _error(rule, "table-not-in-connectors",
-                         f"the query reads {table}, which no requiredDataConnectors dataTypes "
-                         "lists", "requiredDataConnectors")
+            line = (rule.line_of("requiredDataConnectors")
+                    if "requiredDataConnectors" in rule.data else _query_name_line(rule, table))
+            yield Finding(Level.ERROR, "table-not-in-connectors",
+                          f"the query reads {table}, which no requiredDataConnectors dataTypes "
+                          "lists", rule.path, line, rule.id)
     tables = ", ".join(facts.tables)
     for name in facts.unknown:
         yield Finding(Level.ERROR, "unknown-column",
@@ -739,9 +741,9 @@ def validate_hunting(queries: Iterable[HuntingQuery],
     return findings
 
 
-def _is_hunting(path: Path, data: Mapping[str, Any] | None) -> bool:
-    in_hunting = any(part.lower() == "hunting" for part in path.resolve().parent.parts)
-    return in_hunting or (data is not None and "analyticRuleId" in data)
+def _is_hunting(path: Path, data: Mapping[str, Any]) -> bool:
+    """A hunting query lives in a folder named ``hunting`` or names its ``analyticRuleId``."""
+    return path.resolve().parent.name.lower() == "hunting" or "analyticRuleId" in data
 
 
 def validate_paths(paths: Iterable[Path] | None = None) -> tuple[int, list[Finding]]:

@@ -244,3 +244,25 @@ def test_every_mapped_tactic_is_a_sentinel_tactic() -> None:
     from sentinel_t1190.attack import _techniques
 
     assert {t for ts in _techniques().values() for t in ts} <= set(attack.TACTICS)
+
+
+@pytest.mark.parametrize(("edits", "expected"), [
+    ([("version: 1.0.0", "version: '1.0'")], [("warning", "bad-version", 103)]),
+    ([("kind: Scheduled", "status: Retired\nkind: Scheduled")], [("warning", "bad-status", 104)]),
+    ([("  - T1190\n", "  - T1190\n  - T1999\n")], [("warning", "unknown-technique", 32)]),
+    ([("description: |\n", "description: |\n" + "  x\n" * 2600)],
+     [("error", "description-too-long", 3)]),
+    ([("requiredDataConnectors:\n  - connectorId: MicrosoftThreatProtection\n    dataTypes:\n"
+       "      - DeviceProcessEvents\n", "")],
+     [("error", "missing-field", 100), ("error", "table-not-in-connectors", 43)]),
+    ([("customDetails:\n", "customDetails:\n"
+       + "".join(f"  Detail{i}: DeviceName\n" for i in range(17)))],
+     [("error", "too-many-custom-details", 79)]),
+    ([("entityMappings:\n", "entityMappings:\n" + "  - entityType: Host\n    fieldMappings:\n"
+       "      - identifier: HostName\n        columnName: DeviceName\n" * 7)],
+     [("error", "too-many-entity-mappings", 60)]),
+])
+def test_more_sentinel_limits(tmp_path: Path, edits: list[tuple[str, str]],
+                              expected: list[tuple[str, str, int | None]]) -> None:
+    _, findings = validate_paths([_seed_variant(tmp_path, *edits)])
+    assert [(f.level, f.code, f.line) for f in findings] == expected

@@ -33,13 +33,15 @@ def rules_command(
 @command
 def validate_command(
     paths: Annotated[list[Path] | None, typer.Argument(
-        help="Rule files or folders. Default: the pack's analytics/ folder.")] = None,
+        help="Analytic-rule or hunting-query files or folders (a file in a folder named "
+        "hunting, or with an analyticRuleId, is a hunting query). Default: the pack's "
+        "analytics/ and hunting/.")] = None,
     output: Output = OutputFormat.table,
     out: Out = None,
     verbose: Verbose = False,
     debug: Debug = False,
 ) -> int:
-    """Check rule files: schema, Sentinel limits, KQL syntax, columns against the table schema.
+    """Check rule files: Sentinel limits, ATT&CK, KQL, columns read and output, hunting queries.
 
     Exits 1 when any rule has an error (warnings alone exit 0).
     """
