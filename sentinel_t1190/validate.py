@@ -29,7 +29,29 @@ def check_kql_parses(rule: Rule) -> Iterator[Finding]:
                       rule.path, line, rule.id)
 
 
-CHECKS = (check_required, check_kql_parses)
+def check_exclusions(rule: Rule) -> Iterator[Finding]:
+    """The rule's exclusions file: malformed entries (errors) and expired ones (warnings)."""
+    from datetime import UTC, datetime
+
+    from .errors import InputError
+    from .exclusions import apply, exclusions_path, load_exclusions
+
+    entries, findings = load_exclusions(rule)
+    yield from findings
+    path, today = str(exclusions_path(rule)), datetime.now(UTC).date()
+    for entry in entries:
+        if entry.expired(today):
+            yield Finding(Level.WARNING, "exclusion-expired",
+                          f"exclusion {entry.name!r} expired on {entry.expires} and is no "
+                          "longer compiled into the rule; renew or delete it", path,
+                          entry.line, rule.id)
+    try:
+        apply(rule.query, entries, rule.tables)
+    except InputError as exc:
+        yield Finding(Level.ERROR, "exclusion-unplaceable", str(exc), path, None, rule.id)
+
+
+CHECKS = (check_required, check_kql_parses, check_exclusions)
 
 
 def _error(rule: Rule, code: str, message: str, *key: str | int) -> Finding:
