@@ -234,9 +234,9 @@ def run_case(rule: Rule, case: Case, query: str) -> CaseResult:
             eng.load(files, {})
             for table in set(rule.tables) - {f.table for f in files}:
                 eng.load_empty(table)
-            columns, rows = eng.query(query, now=case.now)
+            columns, found = eng.query(query, now=case.now)
             result.got = [{c: iso_z(v) if isinstance(v, datetime) else v
-                           for c, v in zip(columns, row, strict=True)} for row in rows]
+                           for c, v in zip(columns, row, strict=True)} for row in found]
     except InputError as exc:
         result.error = str(exc)
         return result
