@@ -122,7 +122,9 @@ def _hunt_table(result: HuntResult, console: Console) -> None:
     from rich.table import Table
 
     window = result.window.to_dict()
-    shown = [c for c in _TABLE_COLUMNS if c in result.columns] or result.columns[:7]
+    shown = [c for c in _TABLE_COLUMNS if c in result.columns]
+    if len(shown) < 4:  # another rule's columns (companion rules): its first ones
+        shown = [c for c in result.columns if c != "FileHashAlgorithm"][:8]
     table = Table(title=f"{result.rule.name}\n{window['start']} → {window['end']}: "
                         f"{len(result.findings)} finding(s)")
     for col in shown:
