@@ -131,15 +131,16 @@ def sigma_documents(rules: Iterable[Rule], *, today: date | None = None) -> dict
 
 def sigma_to_kql(sigma_yaml: str) -> str:
     """Convert Sigma YAML to KQL with pySigma's Kusto backend and Microsoft XDR pipeline."""
-    from sigma.backends.kusto import KustoBackend
+    from sigma.backends.kusto.kusto import KustoBackend
     from sigma.collection import SigmaCollection
     from sigma.exceptions import SigmaError
-    from sigma.pipelines.microsoftxdr import microsoft_xdr_pipeline
+    from sigma.pipelines.microsoftxdr.microsoftxdr import microsoft_xdr_pipeline
 
     from .errors import InputError
 
     try:
-        backend = KustoBackend(processing_pipeline=microsoft_xdr_pipeline())
+        pipeline: Any = microsoft_xdr_pipeline()  # pySigma's own annotation is too narrow
+        backend = KustoBackend(processing_pipeline=pipeline)
         queries = backend.convert(SigmaCollection.from_yaml(sigma_yaml))
     except SigmaError as exc:
         raise InputError(f"pySigma cannot convert the rule: {exc}") from exc
