@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +152,8 @@ def _entry(raw: Any, index: int, lines: Mapping[Path_, int]
         if not isinstance(raw.get(key), str) or not raw[key].strip():
             problems.append((f"{key} is required", line))
     expires = raw.get("expires")
+    if isinstance(expires, datetime):
+        expires = expires.date()
     if expires is not None and not isinstance(expires, date):
         problems.append((f"expires must be a date (YYYY-MM-DD), got {expires!r}", line))
     conditions: list[Condition] = []
@@ -189,13 +191,22 @@ def load_exclusions(rule: Rule) -> tuple[list[Exclusion], list[Finding]]:
         return [], [Finding(Level.ERROR, "exclusion-invalid", "exclusions must be a list",
                             str(path), lines.get(("exclusions",)), rule.id)]
     entries: list[Exclusion] = []
+    seen: set[str] = set()
     for index, item in enumerate(raw):
         entry, problems = _entry(item, index, lines)
+        if entry is not None and _key(entry.name) in seen:
+            problems, entry = [(f"name {entry.name!r} is used twice", entry.line)], None
         findings.extend(Finding(Level.ERROR, "exclusion-invalid", message, str(path), line,
                                 rule.id) for message, line in problems)
         if entry is not None:
+            seen.add(_key(entry.name))
             entries.append(entry)
     return entries, findings
+
+
+def _key(name: str) -> str:
+    """Names that differ only in case or in ``-``/``_``/``.`` are the same name."""
+    return re.sub(r"[-_.]", "_", name.lower())
 
 
 def _only_comments(path: Path) -> bool:

@@ -20,6 +20,7 @@ Sigma rule can only be wider than the deployed one, never narrower.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
@@ -81,7 +82,8 @@ def to_sigma(rule: Rule, *, today: date | None = None) -> str | None:
         if selection is None:
             skipped.append(entry.name)
         else:
-            filters[f"filter_{entry.name.replace('-', '_').replace('.', '_')}"] = selection
+            # Loading refuses names that collide here (exclusions._key).
+            filters["filter_" + re.sub(r"[-.]", "_", entry.name.lower())] = selection
     description = " ".join(str(rule.data.get("description", "")).split())
     if skipped:
         description += (" Exclusions not exported (their fields have no Sigma equivalent; "

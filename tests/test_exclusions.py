@@ -183,6 +183,8 @@ def test_expired_entries_are_not_compiled_and_validate_warns(tmp_path: Path) -> 
     assert "exchange-hcw" in compile.deployed_query(rule, today=date(2026, 1, 31))
     assert compile.deployed_query(rule, today=date(2026, 2, 1)) == rule.query
     assert compile.deployed_query(rule) == rule.query  # today is after 2026-01-31
+    stamped = _pack(tmp_path / "stamped", HCW.replace("2099-12-31", "2026-01-31T08:00:00Z"))
+    assert compile.deployed_query(_seed(stamped), today=date(2026, 2, 1)) == rule.query
     _, findings = validate_paths([tmp_path / "analytics"])
     [warning] = [f for f in findings if f.code == "exclusion-expired"]
     assert warning.level == "warning"
@@ -201,6 +203,8 @@ def test_expired_entries_are_not_compiled_and_validate_warns(tmp_path: Path) -> 
     ("    reason: r\n    owner: o\n    expires: soon\n    child: cmd.exe\n", "expires must be"),
     ("    reason: r\n    owner: o\n", "needs at least one of"),
     ("    reason: r\n    owner: o\n    client_ip: 10.0.0.1\n", "none of the query's tables"),
+    ("    reason: r\n    owner: o\n    child: a.exe\n  - name: BAD\n    reason: r\n"
+     "    owner: o\n    child: b.exe\n", "name 'BAD' is used twice"),
 ])
 def test_bad_entries_are_validate_errors_and_refuse_to_compile(
         tmp_path: Path, entry: str, message: str) -> None:
