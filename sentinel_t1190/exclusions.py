@@ -42,6 +42,7 @@ OPERATORS = {"equals": "=~", "contains": "contains", "startswith": "startswith",
              "endswith": "endswith", "regex": "matches regex"}
 META_KEYS = ("name", "reason", "owner", "expires")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
+_NOT_RE2 = re.compile(r"\(\?<?[=!]|(?<!\\)\\[1-9]")
 
 _PROCESS_INITIATOR = {
     "parent": "InitiatingProcessParentFileName",
@@ -135,6 +136,9 @@ def _condition(key: str, value: Any) -> tuple[Condition | None, str | None]:
                 re.compile(pattern)
             except re.error as exc:
                 return None, f"{key}: invalid regex {pattern!r}: {exc}"
+            if _NOT_RE2.search(pattern):
+                return None, (f"{key}: {pattern!r} uses lookaround or a backreference, which "
+                              "RE2 (Kusto's and DuckDB's regex engine) does not support")
     return Condition(key, op, values), None
 
 
@@ -169,7 +173,7 @@ def _entry(raw: Any, index: int, lines: Mapping[Path_, int]
             problems.append((problem, where))
         elif condition is not None:
             conditions.append(condition)
-    if not conditions and not any("unknown field" in p for p, _ in problems):
+    if not any(key not in META_KEYS for key in raw):
         problems.append(("an exclusion needs at least one of " + ", ".join(FIELDS), line))
     if problems:
         return None, problems

@@ -199,6 +199,7 @@ def test_expired_entries_are_not_compiled_and_validate_warns(tmp_path: Path) -> 
     ("    owner: o\n    child: cmd.exe\n", "reason is required"),
     ("    reason: r\n    owner: o\n    command_line: {regex: '(unclosed'}\n", "invalid regex"),
     ("    reason: r\n    owner: o\n    child: ''\n", "empty values"),
+    ("    reason: r\n    owner: o\n    command_line: {regex: 'a(?!b)'}\n", "RE2"),
     ("    reason: r\n    owner: o\n    child: {like: x}\n", "exactly one of"),
     ("    reason: r\n    owner: o\n    expires: soon\n    child: cmd.exe\n", "expires must be"),
     ("    reason: r\n    owner: o\n", "needs at least one of"),
