@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from . import detection
 from .hunt import HuntResult, resolve_window
@@ -68,3 +69,12 @@ def hunt_local(
     rules = default_hunt_rules(pack or load_pack(), rule_ids)
     source = {"kind": "sample", "files": list(files)} if sample else None
     return [_hunt_local(rule, files, window, source=source) for rule in rules]
+
+
+def test_rules(rule_ids: Sequence[str] | None = None, *, pack: Pack | None = None
+               ) -> dict[str, Any]:
+    """Run the fixture cases of the chosen rules (default: the whole pack); the ``test`` JSON."""
+    from .ruletest import run_rules, summary
+
+    rules = (pack or load_pack()).select(rule_ids)
+    return summary(run_rules(rules))

@@ -109,12 +109,27 @@ def _column_expr(source: str, source_type: str, kql_type: str, where: str) -> st
             f"error({message} || {text})) END")
 
 
+def register_functions() -> None:
+    """KQL functions the pack uses that duckdb-kql 1.1 has no mapping for (idempotent).
+
+    ``url_decode``: DuckDB's own, wrapped in TRY so an invalid escape gives null instead of
+    failing the whole query (the companion rules match the raw text as well as the decoded
+    one, so a null here never hides a match the raw text shows).
+    """
+    from duckdb_kql.translate import functions
+
+    functions.SCALAR_FUNCTIONS.setdefault("url_decode", functions.FunctionSpec(
+        "url_decode", "template", "TRY(url_decode({0}))", (1,),
+        note="sentinel-t1190: null on invalid escapes"))
+
+
 class LocalEngine:
     """An in-process DuckDB with one view per table, queried in KQL."""
 
     def __init__(self) -> None:
         import duckdb_kql
 
+        register_functions()
         self.con: duckdb.DuckDBPyConnection = duckdb_kql.connect()
 
     def close(self) -> None:

@@ -124,7 +124,9 @@ def _hunt_table(result: HuntResult, console: Console) -> None:
     from rich.table import Table
 
     window = result.window.to_dict()
-    shown = [c for c in _TABLE_COLUMNS if c in result.columns] or result.columns[:7]
+    shown = [c for c in _TABLE_COLUMNS if c in result.columns]
+    if len(shown) < 4:  # another rule's columns (companion rules): its first ones
+        shown = [c for c in result.columns if c != "FileHashAlgorithm"][:8]
     table = Table(title=f"{result.rule.name}\n{window['start']} → {window['end']}: "
                         f"{len(result.findings)} finding(s)")
     for col in shown:
@@ -143,3 +145,39 @@ def _hunt_table(result: HuntResult, console: Console) -> None:
         console.print(counts)
     if not result.complete:
         console.print("[red]INCOMPLETE: some of the window was not searched (see warnings)[/]")
+
+
+# --- test ----------------------------------------------------------------------------------
+
+
+def rule_tests(document: dict[str, Any], fmt: OutputFormat, stream: IO[str]) -> None:
+    """``test`` results (``ruletest.summary``): JSON, or per-case lines with diffs."""
+    if fmt is OutputFormat.json:
+        write_json(document, stream)
+        return
+    if fmt in (OutputFormat.ndjson, OutputFormat.csv):
+        rows = [{"rule_id": r["rule"]["id"], "rule": r["rule"]["name"], "case": c["name"],
+                 "kind": c["kind"], "passed": c["passed"], "error": c["error"]}
+                for r in document["rules"] for c in r["cases"]]
+        write_rows(rows, ["rule_id", "rule", "case", "kind", "passed", "error"], fmt, stream)
+        return
+    console = _console(stream)
+    for r in document["rules"]:
+        mark = "[green]PASS[/]" if r["passed"] else "[red]FAIL[/]"
+        console.print(f"{mark} {r['rule']['name']} ({r['rule']['id']})", highlight=False)
+        for problem in r["problems"]:
+            console.print(f"    [red]{problem}[/]", highlight=False)
+        for c in r["cases"]:
+            sign = "[green]ok[/]  " if c["passed"] else "[red]FAIL[/]"
+            console.print(f"  {sign} {c['kind']}: {c['name']}", highlight=False)
+            if c["error"]:
+                console.print(f"       error: {c['error']}", highlight=False, markup=False)
+            for label, rows in (("- expected, not found", c["missing"]),
+                                ("+ found, not expected", c["unexpected"])):
+                for row in rows:
+                    console.print(f"       {label}: {json.dumps(row, default=str)}",
+                                  highlight=False, markup=False)
+    s = document["summary"]
+    verdict = "[green]passed[/]" if document["passed"] else "[red]failed[/]"
+    console.print(f"{s['rules']} rule(s), {s['cases']} case(s): {s['cases_failed']} case(s) "
+                  f"failed, {s['rules_failed']} rule(s) failed — {verdict}", highlight=False)

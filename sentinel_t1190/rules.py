@@ -199,10 +199,15 @@ def default_pack_dir() -> Path:
     return bundled if (bundled / "analytics").is_dir() else here.parent
 
 
+#: Sub-folders of analytics/ that hold a rule's companions, not rules: exclusions and fixtures.
+COMPANION_DIRS = ("exclusions", "fixtures")
+
+
 def _yaml_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".yaml", ".yml"))
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".yaml", ".yml")
+                  and not set(p.relative_to(folder).parts[:-1]) & set(COMPANION_DIRS))
 
 
 def rule_files(paths: Iterable[Path] | None = None) -> list[Path]:

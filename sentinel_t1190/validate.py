@@ -28,6 +28,7 @@ from typing import Any
 
 from . import attack
 from .compile import deployed_query
+from .errors import InputError
 from .rules import (
     Finding,
     HuntingQuery,
@@ -397,8 +398,17 @@ def _parse_findings(query: str, path: str, key_line: int | None,
                       path, _query_line(path, key_line, diagnostic.span.line), rule_id)
 
 
+def _deployed(rule: Rule) -> str:
+    """The deployed query; the bare query when the exclusions are broken (check_exclusions
+    reports those), so the other checks still run."""
+    try:
+        return deployed_query(rule)
+    except InputError:
+        return rule.query
+
+
 def check_query_length(rule: Rule) -> Iterator[Finding]:
-    length = len(deployed_query(rule))
+    length = len(_deployed(rule))
     if length > QUERY_MAX:
         yield _error(rule, "query-too-long",
                      f"the deployed query is {length:,} characters; Sentinel allows "
@@ -437,7 +447,9 @@ def query_facts(kql: str) -> QueryFacts:
         return QueryFacts(True, unsupported=_first_line(exc), unsupported_line=_span_line(exc))
     except duckdb_kql.KqlError:
         return QueryFacts(False)
-    tables = tuple(dict.fromkeys(_table_refs(tree)))
+    # A tabular `let` name is read like a table but is defined by the query itself.
+    bound = {name for name, _ in getattr(tree, "lets", ())}
+    tables = tuple(dict.fromkeys(t for t in _table_refs(tree) if t not in bound))
     schemas = known_tables()
     if not all(t in schemas for t in tables):
         return QueryFacts(True, tables)
@@ -563,7 +575,7 @@ def _scope_walk(tree: Any, schemas: dict[str, list[str]]
 
 
 def _facts(rule: Rule) -> QueryFacts:
-    return query_facts(deployed_query(rule))
+    return query_facts(_deployed(rule))
 
 
 def check_query_columns(rule: Rule) -> Iterator[Finding]:
@@ -640,10 +652,32 @@ def check_output_columns(rule: Rule) -> Iterator[Finding]:
                              f"({have})", "alertDetailsOverride", key)
 
 
+def check_exclusions(rule: Rule) -> Iterator[Finding]:
+    """The rule's exclusions file: malformed entries (errors) and expired ones (warnings)."""
+    from datetime import UTC, datetime
+
+    from .errors import InputError
+    from .exclusions import apply, exclusions_path, load_exclusions
+
+    entries, findings = load_exclusions(rule)
+    yield from findings
+    path, today = str(exclusions_path(rule)), datetime.now(UTC).date()
+    for entry in entries:
+        if entry.expired(today):
+            yield Finding(Level.WARNING, "exclusion-expired",
+                          f"exclusion {entry.name!r} expired on {entry.expires} and is no "
+                          "longer compiled into the rule; renew or delete it", path,
+                          entry.line, rule.id)
+    try:
+        apply(rule.query, entries, rule.tables)
+    except InputError as exc:
+        yield Finding(Level.ERROR, "exclusion-unplaceable", str(exc), path, None, rule.id)
+
+
 CHECKS: tuple[Check, ...] = (
     check_required, check_id, check_text, check_enums, check_schedule, check_attack,
     check_entity_mappings, check_custom_details, check_alert_details, check_kql_parses,
-    check_query_length, check_query_columns, check_output_columns,
+    check_query_length, check_query_columns, check_output_columns, check_exclusions,
 )
 
 

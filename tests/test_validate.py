@@ -88,8 +88,8 @@ def test_the_shipped_pack_validates_clean(cli: Callable[..., Any]) -> None:
     run = cli("validate", "--output", "json")
     assert run.code == 0, run.stdout
     doc = run.json()
-    # analytics/ and hunting/: one rule and its hunting query.
-    assert doc == {"checked": 2, "errors": 0, "warnings": 0, "findings": []}
+    # analytics/ and hunting/: four rules and their hunting queries.
+    assert doc == {"checked": 8, "errors": 0, "warnings": 0, "findings": []}
 
 
 def test_every_rule_in_analytics_is_valid() -> None:
@@ -165,7 +165,7 @@ def test_nrt_rule_needs_no_schedule(tmp_path: Path) -> None:
 
 
 def test_table_without_bundled_schema_is_a_warning(tmp_path: Path) -> None:
-    path = _seed_variant(tmp_path, ("DeviceProcessEvents", "DeviceFileEvents"))
+    path = _seed_variant(tmp_path, ("DeviceProcessEvents", "DeviceImageLoadEvents"))
     _, findings = validate_paths([path])
     assert [(f.level, f.code, f.line) for f in findings] == [("warning", "no-table-schema", 47)]
 

@@ -1,0 +1,29 @@
+"""`test`: each rule's fixture cases through the local engine, with the deployed KQL."""
+
+from __future__ import annotations
+
+from .. import api, render
+from ..errors import ExitCode
+from ..render import OutputFormat
+from .app import app
+from .common import Debug, Out, Output, RuleIds, Verbose, command, output_stream
+
+
+@app.command("test")
+@command
+def test_command(
+    rule: RuleIds = None,
+    output: Output = OutputFormat.table,
+    out: Out = None,
+    verbose: Verbose = False,
+    debug: Debug = False,
+) -> int:
+    """Run each rule's fixture cases (analytics/fixtures/<rule>.yaml) on the local engine.
+
+    The query is the one deploy sends, exclusions included. A rule fails without at least
+    one positive and one negative case. Exits 1 when any case or rule fails.
+    """
+    document = api.test_rules(rule)
+    with output_stream(out) as stream:
+        render.rule_tests(document, output, stream)
+    return ExitCode.OK if document["passed"] else ExitCode.FOUND

@@ -1,0 +1,263 @@
+"""Rule tests: each rule's fixture cases run through the local engine with the deployed KQL.
+
+A rule ``analytics/<stem>.yaml`` has its cases in ``analytics/fixtures/<stem>.yaml``::
+
+    cases:
+      - name: IIS worker runs whoami
+        now: 2026-03-01T12:00:00Z          # the clock the query's ago() reads
+        events:                            # rows per table; absent columns are null
+          DeviceProcessEvents:
+            - {Timestamp: 2026-03-01T11:30:00Z, InitiatingProcessFileName: w3wp.exe,
+               FileName: whoami.exe, DeviceName: web-01}
+        expect:                            # exactly these findings (key columns only)
+          - {DeviceName: web-01, ExploitEvidence: Reconnaissance}
+      - name: explorer is no web server
+        now: 2026-03-01T12:00:00Z
+        events: {...}
+        expect_none: true                  # a negative case: no finding at all
+
+The query is :func:`compile.deployed_query` — the text ``deploy`` sends, exclusions
+included — so a case proves what Sentinel would alert on. Every rule needs at least one
+positive and one negative case.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+from .rules import Rule, _read_yaml
+from .timespan import iso_z, parse_instant
+
+FIXTURES_DIR = "fixtures"
+
+
+def fixtures_path(rule: Rule) -> Path:
+    """``analytics/fixtures/<stem>.yaml`` beside the rule file."""
+    path = Path(rule.path)
+    return path.parent / FIXTURES_DIR / f"{path.stem}.yaml"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One fixture case: events in, exactly the *expect* findings out (none if empty)."""
+
+    name: str
+    now: datetime
+    events: Mapping[str, Sequence[Mapping[str, Any]]]
+    expect: tuple[Mapping[str, Any], ...]
+
+    @property
+    def positive(self) -> bool:
+        return bool(self.expect)
+
+
+@dataclass
+class CaseResult:
+    case: Case
+    got: list[dict[str, Any]] = field(default_factory=list)
+    missing: list[dict[str, Any]] = field(default_factory=list)
+    unexpected: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and not self.missing and not self.unexpected
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.case.name,
+            "kind": "positive" if self.case.positive else "negative",
+            "passed": self.passed,
+            "expected": [_plain(e) for e in self.case.expect],
+            "got": self.got,
+            "missing": self.missing,
+            "unexpected": self.unexpected,
+            "error": self.error,
+        }
+
+
+@dataclass
+class RuleTestResult:
+    rule: Rule
+    cases: list[CaseResult] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems and all(c.passed for c in self.cases)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": {"id": self.rule.id, "name": self.rule.name},
+            "fixtures": str(fixtures_path(self.rule)),
+            "passed": self.passed,
+            "problems": list(self.problems),
+            "cases": [c.to_dict() for c in self.cases],
+        }
+
+
+def summary(results: Sequence[RuleTestResult]) -> dict[str, Any]:
+    """The ``test`` JSON document."""
+    cases = [c for r in results for c in r.cases]
+    return {
+        "passed": all(r.passed for r in results),
+        "summary": {
+            "rules": len(results),
+            "rules_failed": sum(not r.passed for r in results),
+            "cases": len(cases),
+            "cases_failed": sum(not c.passed for c in cases),
+        },
+        "rules": [r.to_dict() for r in results],
+    }
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    """YAML values as the engine's rows show them (datetimes as ISO ``Z``)."""
+    if isinstance(value, datetime):
+        return iso_z(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _instant(value: Any, where: str) -> datetime:
+    if isinstance(value, datetime):
+        return parse_instant(value.isoformat())
+    if isinstance(value, str):
+        return parse_instant(value)
+    raise InputError(f"{where}: `now` must be an ISO 8601 date and time")
+
+
+def load_cases(rule: Rule) -> tuple[list[Case], list[str]]:
+    """The rule's fixture cases and the problems that make the rule fail outright."""
+    path = fixtures_path(rule)
+    if not path.is_file():
+        return [], [f"no fixtures: {path} does not exist"]
+    data, _, findings = _read_yaml(path)
+    if data is None:
+        return [], [f"{path}: {f.message}" for f in findings]
+    raw = data.get("cases")
+    if not isinstance(raw, list):
+        return [], [f"{path}: `cases` must be a list"]
+    cases: list[Case] = []
+    problems: list[str] = []
+    for index, item in enumerate(raw):
+        where = f"{path}: case {index + 1}"
+        try:
+            cases.append(_case(item, where, rule))
+        except InputError as exc:
+            problems.append(str(exc))
+    names = Counter(c.name for c in cases)
+    problems.extend(f"{path}: case name {n!r} is used {k} times" for n, k in names.items()
+                    if k > 1)
+    if not any(c.positive for c in cases):
+        problems.append("needs at least one positive case (with `expect` findings)")
+    if not any(not c.positive for c in cases):
+        problems.append("needs at least one negative case (`expect_none: true`)")
+    return cases, problems
+
+
+def _case(item: Any, where: str, rule: Rule) -> Case:
+    if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
+        raise InputError(f"{where}: a case is a mapping with a `name`")
+    where = f"{where} ({item['name']})"
+    events = item.get("events") or {}
+    if not isinstance(events, Mapping) or not all(
+            isinstance(rows, list) and all(isinstance(r, Mapping) for r in rows)
+            for rows in events.values()):
+        raise InputError(f"{where}: `events` maps table names to lists of rows")
+    unknown = set(events) - set(rule.tables)
+    if unknown:
+        raise InputError(f"{where}: events for tables the rule does not read: "
+                         + ", ".join(sorted(map(str, unknown))))
+    expect = item.get("expect") or []
+    none = item.get("expect_none", False)
+    if not isinstance(expect, list) or not all(isinstance(e, Mapping) and e for e in expect):
+        raise InputError(f"{where}: `expect` is a list of findings (column: value)")
+    if bool(expect) == bool(none):
+        raise InputError(f"{where}: give either `expect` (findings) or `expect_none: true`")
+    return Case(
+        name=item["name"],
+        now=_instant(item.get("now"), where),
+        events={str(t): [_plain(r) for r in rows] for t, rows in events.items()},
+        expect=tuple(_plain(e) for e in expect),
+    )
+
+
+# --- running --------------------------------------------------------------------------------
+
+
+def _compare(expect: Sequence[Mapping[str, Any]], got: Sequence[Mapping[str, Any]]
+             ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(expected findings not produced, produced findings not expected); order-free."""
+    remaining = list(got)
+    missing: list[dict[str, Any]] = []
+    for wanted in expect:
+        hit = next((i for i, row in enumerate(remaining)
+                    if all(row.get(k) == v for k, v in wanted.items())), None)
+        if hit is None:
+            missing.append(dict(wanted))
+        else:
+            remaining.pop(hit)
+    return missing, [dict(r) for r in remaining]
+
+
+def run_case(rule: Rule, case: Case, query: str) -> CaseResult:
+    """Load *case*'s events into a fresh local engine and run *query* at the case's clock."""
+    from .engine import LocalEngine, LocalFile
+
+    result = CaseResult(case)
+    try:
+        with tempfile.TemporaryDirectory(prefix="st1190-case-") as folder, LocalEngine() as eng:
+            files: list[LocalFile] = []
+            for table, rows in case.events.items():
+                if rows:
+                    path = Path(folder) / f"{table}.jsonl"
+                    path.write_text("".join(json.dumps(r) + "\n" for r in rows),
+                                    encoding="utf-8")
+                    files.append(LocalFile(table, path))
+            eng.load(files, {})
+            for table in set(rule.tables) - {f.table for f in files}:
+                eng.load_empty(table)
+            columns, found = eng.query(query, now=case.now)
+            result.got = [{c: iso_z(v) if isinstance(v, datetime) else v
+                           for c, v in zip(columns, row, strict=True)} for row in found]
+    except InputError as exc:
+        result.error = str(exc)
+        return result
+    result.missing, result.unexpected = _compare(case.expect, result.got)
+    return result
+
+
+def run_rule(rule: Rule, *, today: date | None = None) -> RuleTestResult:
+    """Run every fixture case of *rule* against its deployed query (exclusions included)."""
+    from .compile import deployed_query
+
+    cases, problems = load_cases(rule)
+    result = RuleTestResult(rule, problems=problems)
+    try:
+        query = deployed_query(rule, today=today)
+    except InputError as exc:
+        result.problems.append(f"cannot compile the deployed query: {exc}")
+        return result
+    result.cases = [run_case(rule, case, query) for case in cases]
+    return result
+
+
+def run_rules(rules: Iterable[Rule], *, today: date | None = None) -> list[RuleTestResult]:
+    return [run_rule(rule, today=today) for rule in rules]
