@@ -21,14 +21,13 @@ from typing import Any
 
 import duckdb_kql
 import pytest
+from conftest import Run
 
 from sentinel_t1190 import api, detection
 from sentinel_t1190.engine import resolve_files
 from sentinel_t1190.errors import InputError, UnsupportedQueryError
 from sentinel_t1190.rules import Pack, load_pack
 from sentinel_t1190.timespan import iso_z
-
-from conftest import Run
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 NOW_TEXT = "2026-11-27T12:00:00Z"
@@ -277,7 +276,8 @@ def test_every_format_returns_what_the_source_kql_returns(
 
 
 def test_several_files_give_the_same_result(tmp_path: Path, cli: Callable[..., Run]) -> None:
-    first, second = tmp_path / "a" / "DeviceProcessEvents.csv", tmp_path / "DeviceProcessEvents.parquet"
+    first = tmp_path / "a" / "DeviceProcessEvents.csv"
+    second = tmp_path / "DeviceProcessEvents.parquet"
     first.parent.mkdir()
     write_defender_csv(EVENTS[::2], first)
     write_parquet(EVENTS[1::2], second)
