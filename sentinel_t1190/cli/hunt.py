@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -57,8 +61,9 @@ def hunt_command(
         raise InputError("nothing to hunt: give --local FILE... (offline) or --sample "
                          "(the bundled sample telemetry)")
     clock = parse_instant(now) if now else None
-    results = api.hunt_local(paths, rule_ids=rule, timespan=timespan, start=start, end=end,
-                             now=clock, sample=sample)
+    with _progress(paths):
+        results = api.hunt_local(paths, rule_ids=rule, timespan=timespan, start=start,
+                                 end=end, now=clock, sample=sample)
     for result in results:
         for message in result.warnings:
             warn(message)
@@ -66,3 +71,29 @@ def hunt_command(
         render.hunt(results, output, stream)
     found = any(r.findings for r in results)
     return ExitCode.FOUND if fail_on_findings and found else ExitCode.OK
+
+
+#: Files at least this big (together) get a spinner on stderr while the query runs.
+PROGRESS_BYTES = 8 * 1024 * 1024
+
+
+def _size(spec: str) -> int:
+    """Bytes in a --local FILE or TABLE=PATH (0 when it is not a file: the hunt reports it)."""
+    path = Path(spec)
+    if not path.is_file():
+        path = Path(spec.partition("=")[2])
+    return path.stat().st_size if path.is_file() else 0
+
+
+@contextmanager
+def _progress(paths: list[str]) -> Iterator[None]:
+    """A transient spinner on stderr for big local files, only when stderr is a terminal."""
+    total = sum(_size(p) for p in paths)
+    if total < PROGRESS_BYTES or not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+
+    label = f"Hunting {len(paths)} file(s), {total / 1024 / 1024:,.0f} MiB…"
+    with Console(stderr=True).status(label, spinner="dots"):
+        yield
