@@ -73,6 +73,8 @@ def resolve_files(specs: Iterable[str], main_table: str) -> list[LocalFile]:
             path = Path(spec)
             name = by_lower.get(path.name.split(".")[0].lower(), main_table)
         _check_file(path)
+        if any(f.path.resolve() == path.resolve() for f in files):
+            raise InputError(f"{path}: given twice (its rows would be counted twice)")
         files.append(LocalFile(name, path))
     return files
 
@@ -95,6 +97,19 @@ def _check_file(path: Path) -> None:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from exc
     if size == 0:
         raise InputError(f"{path}: the file is empty")
+
+
+def _utf16(path: Path) -> bool:
+    """Whether the text starts with a UTF-16 byte-order mark (Excel's "Unicode text")."""
+    import gzip
+
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            head = handle.read(2)
+    except (OSError, EOFError):
+        return False  # DuckDB reports the unreadable file with its own words
+    return head in (b"\xff\xfe", b"\xfe\xff")
 
 
 def _literal(text: str) -> str:
@@ -176,6 +191,8 @@ class LocalEngine:
     def _select(self, schema: TableSchema, path: Path, required: set[str]) -> str:
         suffix = _suffix(path)
         reader = _READERS[suffix].format(p=_literal(str(path)), c="")
+        if suffix in (".csv", ".tsv") and _utf16(path):
+            reader = reader.removesuffix(")") + ", encoding = 'utf-16')"
         described = self._describe(path, reader)
         if suffix in _JSON:
             as_text = ", ".join(f"{_literal(name)}: 'VARCHAR'" for name, _ in described)

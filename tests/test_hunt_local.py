@@ -188,6 +188,40 @@ def write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
     con.close()
 
 
+def write_parquet_as(sql_type: str) -> Callable[[list[dict[str, Any]], Path], None]:
+    """Parquet whose Timestamp column has another type: TIMESTAMPTZ, TIMESTAMP_NS, text."""
+
+    def write(rows: list[dict[str, Any]], path: Path) -> None:
+        con = _table(rows)
+        if sql_type == "VARCHAR":  # Kusto's text form, as a string column
+            con.execute("ALTER TABLE DeviceProcessEvents ALTER Timestamp TYPE VARCHAR USING "
+                        "strftime(Timestamp, '%Y-%m-%dT%H:%M:%S.%f') || '0Z'")
+        else:
+            con.execute(f"ALTER TABLE DeviceProcessEvents ALTER Timestamp TYPE {sql_type}")
+        con.execute(f"COPY DeviceProcessEvents TO '{path}' (FORMAT parquet)")
+        [(written,)] = con.execute(f"SELECT typeof(Timestamp) FROM '{path}' LIMIT 1").fetchall()
+        assert written == ("TIMESTAMP WITH TIME ZONE" if sql_type == "TIMESTAMPTZ"
+                           else sql_type)
+        con.close()
+
+    return write
+
+
+def write_tsv(rows: list[dict[str, Any]], path: Path) -> None:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(COLUMNS), delimiter="\t")
+        writer.writeheader()
+        writer.writerows(_records(rows))
+
+
+def write_utf16_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    """Excel's "Unicode text" CSV: UTF-16 with a byte-order mark."""
+    plain = path.with_name("plain-" + path.name)
+    write_defender_csv(rows, plain)
+    path.write_text(plain.read_text(encoding="utf-8"), encoding="utf-16")
+    plain.unlink()
+
+
 def _gz(write: Callable[[list[dict[str, Any]], Path], None]
         ) -> Callable[[list[dict[str, Any]], Path], None]:
     def write_gz(rows: list[dict[str, Any]], path: Path) -> None:
@@ -206,6 +240,11 @@ FORMATS: dict[str, tuple[str, Callable[[list[dict[str, Any]], Path], None], bool
     "json-array": ("DeviceProcessEvents.json", write_json_array, False),
     "jsonl": ("DeviceProcessEvents.jsonl", write_jsonl, False),
     "parquet": ("DeviceProcessEvents.parquet", write_parquet, False),
+    "parquet-tz": ("DeviceProcessEvents.parquet", write_parquet_as("TIMESTAMPTZ"), False),
+    "parquet-ns": ("DeviceProcessEvents.parquet", write_parquet_as("TIMESTAMP_NS"), False),
+    "parquet-text": ("DeviceProcessEvents.parquet", write_parquet_as("VARCHAR"), False),
+    "tsv": ("DeviceProcessEvents.tsv", write_tsv, False),
+    "utf16-csv": ("DeviceProcessEvents.csv", write_utf16_csv, False),
     "defender-csv-gz": ("DeviceProcessEvents.csv.gz", _gz(write_defender_csv), False),
     "portal-csv-gz": ("DeviceProcessEvents.csv.gz", _gz(write_portal_csv), True),
     "json-array-gz": ("DeviceProcessEvents.json.gz", _gz(write_json_array), False),
@@ -432,3 +471,8 @@ def test_unsupported_kql_through_the_cli_exits_2(tmp_path: Path) -> None:
 def test_api_errors_are_input_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such file"):
         api.hunt_local([str(tmp_path / "nope.csv")], now=NOW)
+    path = tmp_path / "DeviceProcessEvents.csv"
+    write_defender_csv(EVENTS[:5], path)
+    with pytest.raises(InputError, match="given twice"):
+        api.hunt_local([str(path), f"DeviceProcessEvents={tmp_path}/./DeviceProcessEvents.csv"],
+                       now=NOW)
