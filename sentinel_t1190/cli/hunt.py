@@ -15,7 +15,7 @@ from ..errors import ExitCode, InputError
 from ..render import OutputFormat
 from ..timespan import parse_instant
 from .app import app
-from .common import Debug, Out, Output, RuleIds, Verbose, command, output_stream, warn
+from .common import Debug, Out, Output, Verbose, command, output_stream, warn
 
 
 @app.command("hunt")
@@ -23,13 +23,16 @@ from .common import Debug, Out, Output, RuleIds, Verbose, command, output_stream
 def hunt_command(
     local: Annotated[list[str] | None, typer.Option(
         "--local", "-l", metavar="FILE",
-        help="Telemetry file to hunt offline (CSV, JSON, JSONL, Parquet, optionally .gz), "
-        "named after its table or given as TABLE=PATH. Repeat, or list several after it.")] = None,
+        help="Telemetry file to hunt offline (CSV, TSV, JSON, JSONL, Parquet; text formats "
+        "may be .gz), named after its table or given as TABLE=PATH. Repeat, or list several "
+        "after it.")] = None,
     files: Annotated[list[str] | None, typer.Argument(
         metavar="[FILE]...", help="More files for --local.", show_default=False)] = None,
     sample: Annotated[bool, typer.Option(
         "--sample", help="Hunt the bundled sample telemetry (with its own clock).")] = False,
-    rule: RuleIds = None,
+    rule: Annotated[list[str] | None, typer.Option(
+        "--rule", "-r", help="Rule id (or file name) to hunt with; repeat for several. "
+        "Default: the source document's rule (web-server child processes).")] = None,
     timespan: Annotated[str | None, typer.Option(
         "--timespan", "-t", help="How far back from --end/--now: 24h, 7d, PT36H... "
         "[default: 24h]")] = None,
