@@ -194,6 +194,10 @@ class LocalEngine:
         if suffix in (".csv", ".tsv") and _utf16(path):
             reader = reader.removesuffix(")") + ", encoding = 'utf-16')"
         described = self._describe(path, reader)
+        if suffix in _JSON and not required <= {name for name, _ in described}:
+            # DuckDB learns keys from the first records; a key may first appear later.
+            described = self._describe(path, _READERS[suffix].format(
+                p=_literal(str(path)), c=", sample_size = -1"))
         if suffix in _JSON:
             as_text = ", ".join(f"{_literal(name)}: 'VARCHAR'" for name, _ in described)
             reader = _READERS[suffix].format(p=_literal(str(path)), c=f", columns = {{{as_text}}}")
@@ -206,6 +210,13 @@ class LocalEngine:
                 local_time.add(clean.removesuffix(" [Local Time]"))
             else:
                 present.setdefault(clean, (name, dtype))
+        # Hand-made files may spell a column in another case: accept it when unambiguous.
+        folded: dict[str, list[tuple[str, str]]] = {}
+        for clean, found in present.items():
+            folded.setdefault(clean.lower(), []).append(found)
+        for column in schema.columns.keys() - present.keys():
+            if len(folded.get(column.lower(), [])) == 1:
+                present[column] = folded[column.lower()][0]
         _check_columns(schema, path, required, present, local_time)
         columns = []
         for column, kql_type in schema.columns.items():

@@ -138,6 +138,8 @@ def test_local_time_export_is_refused(cli: Callable[..., Run], tmp_path: Path) -
     (["--timespan", "0h"], ["--timespan must be positive"]),
     (["--timespan", "-5d"], ["not a duration: '-5d'"]),
     (["--timespan", "P"], ["not a duration"]),
+    (["--timespan", "99999999d"], ["--timespan '99999999d' reaches back before year 1"]),
+    (["--timespan", "9999999999d"], ["duration too long: '9999999999d'"]),
     (["--start", "2026-11-27T10:00:00Z", "--end", "2026-11-26T10:00:00Z"],
      ["the window is empty", "2026-11-27T10:00:00Z", "2026-11-26T10:00:00Z"]),
     (["--start", "2026-11-27T10:00:00Z", "--end", "2026-11-27T10:00:00Z"], ["window is empty"]),

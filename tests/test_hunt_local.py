@@ -407,6 +407,28 @@ def test_files_with_only_the_columns_the_rule_needs(tmp_path: Path,
     assert hunt_json(cli, "--local", str(path))["findings"] == REFERENCE
 
 
+def test_json_whose_keys_and_types_change_late(tmp_path: Path, cli: Callable[..., Run]) -> None:
+    """DuckDB guesses JSON keys and types from the first records; the schema must decide."""
+    old = NOW - timedelta(days=20)
+    early = [{"Timestamp": _kusto_time(old - timedelta(seconds=i), i), "DeviceName": "h",
+              "FileName": "conhost.exe", "ProcessCommandLine": i,
+              "InitiatingProcessFileName": "services.exe", "InitiatingProcessCommandLine": None,
+              "InitiatingProcessParentFileName": None} for i in range(25_000)]
+    path = tmp_path / "DeviceProcessEvents.jsonl"
+    with path.open("w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(r) + "\n" for r in early + _records(EVENTS))
+    assert hunt_json(cli, "--local", str(path))["findings"] == REFERENCE
+
+
+def test_headers_in_another_case(tmp_path: Path, cli: Callable[..., Run]) -> None:
+    path = tmp_path / "DeviceProcessEvents.csv"
+    write_defender_csv(EVENTS, path)
+    text = path.read_text(encoding="utf-8")
+    header, rest = text.split("\n", 1)
+    path.write_text(header.lower() + "\n" + rest, encoding="utf-8")
+    assert hunt_json(cli, "--local", str(path))["findings"] == REFERENCE
+
+
 def test_library_api_returns_the_same(tmp_path: Path) -> None:
     path = tmp_path / "DeviceProcessEvents.parquet"
     write_parquet(EVENTS, path)
