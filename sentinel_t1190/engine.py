@@ -35,8 +35,9 @@ _READERS = {
 #: JSON is read twice: once to learn its keys, then with every key as text (DuckDB's type
 #: guess from the first records would otherwise fail on a later record of another type).
 _JSON = (".json", ".jsonl", ".ndjson")
-#: Log Analytics' "Export to CSV" writes headers like "TimeGenerated [UTC]".
-_HEADER_SUFFIXES = (" [UTC]", " [Local Time]")
+#: Log Analytics' "Export to CSV" writes headers like "TimeGenerated [UTC]", or
+#: "TimeGenerated [Local Time]" (no offset given: such columns are not used).
+_UTC_SUFFIX, _LOCAL_SUFFIX = " [UTC]", " [Local Time]"
 #: Log Analytics' CSV export writes "11/27/2026, 10:00:00.123 AM".
 _PORTAL_FORMATS = ("%m/%d/%Y, %I:%M:%S.%g %p", "%m/%d/%Y, %I:%M:%S %p")
 
@@ -194,20 +195,20 @@ class LocalEngine:
         if suffix in (".csv", ".tsv") and _utf16(path):
             reader = reader.removesuffix(")") + ", encoding = 'utf-16')"
         described = self._describe(path, reader)
-        if suffix in _JSON and not required <= {name for name, _ in described}:
-            # DuckDB learns keys from the first records; a key may first appear later.
-            described = self._describe(path, _READERS[suffix].format(
-                p=_literal(str(path)), c=", sample_size = -1"))
         if suffix in _JSON:
+            if not required <= {name for name, _ in described}:
+                # DuckDB learns keys from the first records; a key may first appear later.
+                described = self._describe(path, _READERS[suffix].format(
+                    p=_literal(str(path)), c=", sample_size = -1"))
             as_text = ", ".join(f"{_literal(name)}: 'VARCHAR'" for name, _ in described)
             reader = _READERS[suffix].format(p=_literal(str(path)), c=f", columns = {{{as_text}}}")
             described = [(name, "VARCHAR") for name, _ in described]
         present: dict[str, tuple[str, str]] = {}
         local_time: set[str] = set()
         for name, dtype in described:
-            clean = name.removesuffix(" [UTC]")
-            if clean.endswith(" [Local Time]"):
-                local_time.add(clean.removesuffix(" [Local Time]"))
+            clean = name.removesuffix(_UTC_SUFFIX)
+            if clean.endswith(_LOCAL_SUFFIX):
+                local_time.add(clean.removesuffix(_LOCAL_SUFFIX))
             else:
                 present.setdefault(clean, (name, dtype))
         # Hand-made files may spell a column in another case: accept it when unambiguous.

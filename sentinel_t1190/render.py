@@ -124,7 +124,7 @@ def hunt(results: Sequence[HuntResult], fmt: OutputFormat, stream: IO[str]) -> N
         _hunt_table(r, console)
 
 
-#: Short headers for people; identifier-like columns never fold, free text does.
+#: Short headers for people; timestamps never fold, other cells fold within a width.
 _TABLE_HEADERS = {"Timestamp": "Timestamp (UTC)", "DeviceName": "Device",
                   "AccountName": "Account", "InitiatingProcessFileName": "Parent",
                   "FileName": "Process", "ExploitEvidence": "Evidence",

@@ -275,6 +275,20 @@ REFERENCE = reference(EVENTS)
 REFERENCE_MS = reference(_ms(EVENTS))
 
 
+def written(fmt: str, folder: Path, rows: list[dict[str, Any]] = EVENTS) -> Path:
+    """*rows* written in format *fmt* under *folder*."""
+    name, write, _ = FORMATS[fmt]
+    write(rows, folder / name)
+    return folder / name
+
+
+def matches_between(start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """The dataset's matching events in (start, end], newest first (by Python, not KQL)."""
+    return sorted((r for r in EVENTS if start < r["Timestamp"] <= end
+                   and detection.classify(r["InitiatingProcessFileName"], r["FileName"])),
+                  key=lambda r: r["Timestamp"], reverse=True)
+
+
 def hunt_json(cli: Callable[..., Run], *args: str) -> dict[str, Any]:
     run = cli("hunt", *args, "--now", NOW_TEXT, "--output", "json")
     assert run.code == 0, run.stderr
@@ -303,11 +317,8 @@ def test_the_dataset_exercises_the_rule() -> None:
 def test_every_format_returns_what_the_source_kql_returns(
     fmt: str, tmp_path: Path, cli: Callable[..., Run]
 ) -> None:
-    name, write, ms = FORMATS[fmt]
-    path = tmp_path / name
-    write(EVENTS, path)
-    doc = hunt_json(cli, "--local", str(path))
-    expected = REFERENCE_MS if ms else REFERENCE
+    doc = hunt_json(cli, "--local", str(written(fmt, tmp_path)))
+    expected = REFERENCE_MS if FORMATS[fmt][2] else REFERENCE
     assert doc["findings"] == expected
     assert doc["summary"]["total"] == len(expected)
     assert doc["warnings"] == []
@@ -331,15 +342,10 @@ def test_several_files_give_the_same_result(tmp_path: Path, cli: Callable[..., R
 def test_timespan_7d_returns_the_last_7_days(
     fmt: str, tmp_path: Path, cli: Callable[..., Run]
 ) -> None:
-    name, write, _ = FORMATS[fmt]
-    path = tmp_path / name
-    write(EVENTS, path)
+    path = written(fmt, tmp_path)
     doc = hunt_json(cli, "--local", str(path), "--timespan", "7d")
     week = NOW - timedelta(days=7)
-    expected = sorted(
-        (r for r in EVENTS if week < r["Timestamp"] <= NOW
-         and detection.classify(r["InitiatingProcessFileName"], r["FileName"])),
-        key=lambda r: r["Timestamp"], reverse=True)
+    expected = matches_between(week, NOW)
     assert [f["Timestamp"] for f in doc["findings"]] == [iso_z(r["Timestamp"]) for r in expected]
     assert doc["findings"] == reference(EVENTS, "7d")
     assert doc["window"] == {"start": "2026-11-20T12:00:00Z", "end": NOW_TEXT}
@@ -359,9 +365,7 @@ def test_start_end_window_is_start_exclusive_end_inclusive(
     doc = hunt_json(cli, "--local", str(path), "--start", "2026-11-24T12:00:00Z",
                     "--end", "2026-11-26T12:00:00Z")
     stamps = [f["Timestamp"] for f in doc["findings"]]
-    expected = sorted((r for r in EVENTS if start < r["Timestamp"] <= end
-                       and detection.classify(r["InitiatingProcessFileName"], r["FileName"])),
-                      key=lambda r: r["Timestamp"], reverse=True)
+    expected = matches_between(start, end)
     assert stamps == [iso_z(r["Timestamp"]) for r in expected]
     assert iso_z(end) in stamps  # a match at exactly --end is in
     assert iso_z(start) not in stamps  # a match at exactly --start is out
