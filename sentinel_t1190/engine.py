@@ -6,6 +6,7 @@ schema's types, so DuckDB streams Parquet and CSV and memory stays flat as files
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,17 +19,25 @@ from .schema import DUCKDB_TYPES, TableSchema, known_tables, table_schema
 if TYPE_CHECKING:
     import duckdb
 
-#: Suffix (after stripping .gz) -> DuckDB reader call; {p} is the quoted path.
+#: Suffix (after stripping .gz) -> DuckDB reader call; {p} is the quoted path. CSV is read
+#: as RFC 4180 (the dialect Defender and Log Analytics export), every value as text: the
+#: schema decides the types, so a column DuckDB would guess wrongly cannot fail the read.
 _READERS = {
-    ".csv": "read_csv({p}, header = true, all_varchar = true, sample_size = -1)",
-    ".tsv": "read_csv({p}, header = true, all_varchar = true, sample_size = -1, sep = '\t')",
-    ".json": "read_json({p}, format = 'auto', maximum_object_size = 268435456)",
-    ".jsonl": "read_json({p}, format = 'newline_delimited', maximum_object_size = 268435456)",
-    ".ndjson": "read_json({p}, format = 'newline_delimited', maximum_object_size = 268435456)",
+    ".csv": "read_csv({p}, header = true, all_varchar = true, delim = ',', quote = '\"', "
+            "escape = '\"', skip = 0, sample_size = -1)",
+    ".tsv": "read_csv({p}, header = true, all_varchar = true, delim = '\t', skip = 0, "
+            "sample_size = -1)",
+    ".json": "read_json({p}, format = 'auto', maximum_object_size = 268435456{c})",
+    ".jsonl": "read_json({p}, format = 'newline_delimited', maximum_object_size = 268435456{c})",
+    ".ndjson": "read_json({p}, format = 'newline_delimited', maximum_object_size = 268435456{c})",
     ".parquet": "read_parquet({p})",
 }
-#: Log Analytics' "Export to CSV" writes headers like "TimeGenerated [UTC]".
-_HEADER_SUFFIXES = (" [UTC]", " [Local Time]")
+#: JSON is read twice: once to learn its keys, then with every key as text (DuckDB's type
+#: guess from the first records would otherwise fail on a later record of another type).
+_JSON = (".json", ".jsonl", ".ndjson")
+#: Log Analytics' "Export to CSV" writes headers like "TimeGenerated [UTC]", or
+#: "TimeGenerated [Local Time]" (no offset given: such columns are not used).
+_UTC_SUFFIX, _LOCAL_SUFFIX = " [UTC]", " [Local Time]"
 #: Log Analytics' CSV export writes "11/27/2026, 10:00:00.123 AM".
 _PORTAL_FORMATS = ("%m/%d/%Y, %I:%M:%S.%g %p", "%m/%d/%Y, %I:%M:%S %p")
 
@@ -58,19 +67,50 @@ def resolve_files(specs: Iterable[str], main_table: str) -> list[LocalFile]:
             if table.lower() not in by_lower:
                 raise InputError(f"{spec}: unknown table {table!r}; known: "
                                  + ", ".join(sorted(known_tables())))
+            if not rest:
+                raise InputError(f"{spec}: give a file after {table}=")
             path, name = Path(rest), by_lower[table.lower()]
         else:
             path = Path(spec)
             name = by_lower.get(path.name.split(".")[0].lower(), main_table)
-        if not path.is_file():
-            raise InputError(f"{path}: no such file")
-        if _suffix(path) not in _READERS:
-            raise InputError(f"{path}: unsupported file type; use "
-                             + ", ".join(sorted(_READERS)) + " (optionally .gz)")
-        if path.stat().st_size == 0:
-            raise InputError(f"{path}: the file is empty")
+        _check_file(path)
+        if any(f.path.resolve() == path.resolve() for f in files):
+            raise InputError(f"{path}: given twice (its rows would be counted twice)")
         files.append(LocalFile(name, path))
     return files
+
+
+def _check_file(path: Path) -> None:
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give the files in it")
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    suffix = _suffix(path)
+    if suffix not in _READERS:
+        raise InputError(f"{path}: unsupported file type; use "
+                         + ", ".join(sorted(_READERS)) + " (.gz compressed too, except Parquet)")
+    if suffix == ".parquet" and path.suffix.lower() == ".gz":
+        raise InputError(f"{path}: gzip-compressed Parquet cannot be read in place; Parquet "
+                         "compresses internally, so gunzip it")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from exc
+    if size == 0:
+        raise InputError(f"{path}: the file is empty")
+
+
+def _utf16(path: Path) -> bool:
+    """Whether the text starts with a UTF-16 byte-order mark (Excel's "Unicode text")."""
+    import gzip
+
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            head = handle.read(2)
+    except (OSError, EOFError):
+        return False  # DuckDB reports the unreadable file with its own words
+    return head in (b"\xff\xfe", b"\xfe\xff")
 
 
 def _literal(text: str) -> str:
@@ -96,7 +136,7 @@ def _column_expr(source: str, source_type: str, kql_type: str, where: str) -> st
         return (
             f"CASE WHEN {col} IS NULL OR trim({text}) = '' THEN NULL ELSE coalesce("
             f"CAST(TRY_CAST({text} AS TIMESTAMPTZ) AS TIMESTAMP), {tries}, "
-            f"error({message} || {text})) END"
+            f"error({message} || {_shown(text)})) END"
         )
     if target == "JSON":
         text = f"CAST({col} AS VARCHAR)"
@@ -106,7 +146,12 @@ def _column_expr(source: str, source_type: str, kql_type: str, where: str) -> st
     text = f"NULLIF(trim(CAST({col} AS VARCHAR)), '')"
     message = _literal(f"{where}: not a {kql_type} value: ")
     return (f"CASE WHEN {text} IS NULL THEN NULL ELSE coalesce(TRY_CAST({text} AS {target}), "
-            f"error({message} || {text})) END")
+            f"error({message} || {_shown(text)})) END")
+
+
+def _shown(text: str) -> str:
+    """SQL quoting a bad value for an error message: one line, at most 60 characters."""
+    return f"'''' || left(regexp_replace({text}, '\\s+', ' ', 'g'), 60) || ''''"
 
 
 def register_functions() -> None:
@@ -160,24 +205,35 @@ class LocalEngine:
         self.con.execute(f"CREATE OR REPLACE VIEW {_ident(table)} AS SELECT {cols} LIMIT 0")
 
     def _select(self, schema: TableSchema, path: Path, required: set[str]) -> str:
-        import duckdb
-
-        reader = _READERS[_suffix(path)].format(p=_literal(str(path)))
-        try:
-            described = self.con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
-        except duckdb.Error as exc:
-            raise InputError(f"{path}: cannot read as {_suffix(path)[1:]}: {_first_line(exc)}"
-                             ) from exc
+        suffix = _suffix(path)
+        reader = _READERS[suffix].format(p=_literal(str(path)), c="")
+        if suffix in (".csv", ".tsv") and _utf16(path):
+            reader = reader.removesuffix(")") + ", encoding = 'utf-16')"
+        described = self._describe(path, reader)
+        if suffix in _JSON:
+            if not required <= {name for name, _ in described}:
+                # DuckDB learns keys from the first records; a key may first appear later.
+                described = self._describe(path, _READERS[suffix].format(
+                    p=_literal(str(path)), c=", sample_size = -1"))
+            as_text = ", ".join(f"{_literal(name)}: 'VARCHAR'" for name, _ in described)
+            reader = _READERS[suffix].format(p=_literal(str(path)), c=f", columns = {{{as_text}}}")
+            described = [(name, "VARCHAR") for name, _ in described]
         present: dict[str, tuple[str, str]] = {}
-        for name, dtype, *_ in described:
-            clean = name
-            for suffix in _HEADER_SUFFIXES:
-                clean = clean.removesuffix(suffix)
-            present.setdefault(clean, (name, dtype))
-        missing = sorted(required - present.keys())
-        if missing:
-            raise InputError(f"{path}: missing columns the {schema.name} query needs: "
-                             + ", ".join(missing))
+        local_time: set[str] = set()
+        for name, dtype in described:
+            clean = name.removesuffix(_UTC_SUFFIX)
+            if clean.endswith(_LOCAL_SUFFIX):
+                local_time.add(clean.removesuffix(_LOCAL_SUFFIX))
+            else:
+                present.setdefault(clean, (name, dtype))
+        # Hand-made files may spell a column in another case: accept it when unambiguous.
+        folded: dict[str, list[tuple[str, str]]] = {}
+        for clean, found in present.items():
+            folded.setdefault(clean.lower(), []).append(found)
+        for column in schema.columns.keys() - present.keys():
+            if len(folded.get(column.lower(), [])) == 1:
+                present[column] = folded[column.lower()][0]
+        _check_columns(schema, path, required, present, local_time)
         columns = []
         for column, kql_type in schema.columns.items():
             if column in present:
@@ -187,6 +243,17 @@ class LocalEngine:
                 expr = f"CAST(NULL AS {DUCKDB_TYPES.get(kql_type, 'VARCHAR')})"
             columns.append(f"{expr} AS {_ident(column)}")
         return f"SELECT {', '.join(columns)} FROM {reader}"
+
+    def _describe(self, path: Path, reader: str) -> list[tuple[str, str]]:
+        """The file's columns and DuckDB types, or an InputError naming the file."""
+        import duckdb
+
+        try:
+            described = self.con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
+        except duckdb.Error as exc:
+            raise InputError(f"{path}: cannot read as {_suffix(path)[1:]}: {_summary(exc)}"
+                             ) from exc
+        return [(str(row[0]), str(row[1])) for row in described]
 
     def query(
         self, kql: str, now: datetime | None = None
@@ -214,6 +281,39 @@ def _batches(relation: Any, size: int = 10_000) -> Iterator[tuple[Any, ...]]:
         yield from relation.iter_rows(batch_size=size)
     except duckdb.Error as exc:
         raise InputError(_clean(exc)) from exc
+
+
+def _check_columns(schema: TableSchema, path: Path, required: set[str],
+                   present: dict[str, tuple[str, str]], local_time: set[str]) -> None:
+    """Columns the query needs must be in the file (in UTC); say what is wrong and how."""
+    missing = sorted(required - present.keys())
+    if not missing:
+        return
+    if not present.keys() & schema.columns.keys() and not local_time:
+        found = ", ".join(sorted(present)[:8]) + (", ..." if len(present) > 8 else "")
+        raise InputError(f"{path}: none of its columns is a {schema.name} column "
+                         f"(it has: {found}); is it a {schema.name} export?")
+    local = [c for c in missing if c in local_time]
+    if local:
+        raise InputError(f"{path}: {', '.join(local)} in local time, of unknown offset; export "
+                         "with the time zone set to UTC")
+    raise InputError(f"{path}: missing columns the {schema.name} query needs: "
+                     + ", ".join(missing))
+
+
+_ERROR_KIND = re.compile(r"^[A-Z][A-Za-z ]*Error: ")
+
+
+def _summary(exc: BaseException) -> str:
+    """DuckDB's message on one line: its first paragraph, without quoted data lines."""
+    lines: list[str] = []
+    for line in str(exc).strip().splitlines():
+        if not line.strip():
+            break
+        if not line.startswith(("Original Line:", "LINE ")):
+            lines.append(line.strip())
+    text = " ".join(lines[:2]) or type(exc).__name__
+    return _ERROR_KIND.sub("", text)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -47,7 +47,10 @@ def resolve_window(
         span = parse_duration(timespan or DEFAULT_TIMESPAN)
         if span <= timedelta(0):
             raise InputError(f"--timespan must be positive, got {timespan!r}")
-        start_at = end_at - span
+        try:
+            start_at = end_at - span
+        except OverflowError:
+            raise InputError(f"--timespan {timespan!r} reaches back before year 1") from None
     if start_at >= end_at:
         raise InputError(f"the window is empty: start {_iso_seconds(start_at)} is not before "
                          f"end {_iso_seconds(end_at)}")

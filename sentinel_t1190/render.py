@@ -22,10 +22,16 @@ class OutputFormat(StrEnum):
     csv = "csv"
 
 
+#: Width of tables written to a pipe or file (CI logs, ``less``, ``--out``): room for a hunt's
+#: seven columns with a readable command line; on a terminal, the terminal's width.
+PIPE_WIDTH = 160
+
+
 def _console(stream: IO[str]) -> Console:
     from rich.console import Console
 
-    return Console(file=stream, soft_wrap=False, width=None if stream.isatty() else 200)
+    return Console(file=stream, soft_wrap=False,
+                   width=None if stream.isatty() else PIPE_WIDTH)
 
 
 def write_json(document: Any, stream: IO[str]) -> None:
@@ -120,6 +126,25 @@ def hunt(results: Sequence[HuntResult], fmt: OutputFormat, stream: IO[str]) -> N
         _hunt_table(r, console)
 
 
+#: Short headers for people; timestamps never fold, other cells fold within a width.
+_TABLE_HEADERS = {"Timestamp": "Timestamp (UTC)", "DeviceName": "Device",
+                  "AccountName": "Account", "InitiatingProcessFileName": "Parent",
+                  "FileName": "Process", "ExploitEvidence": "Evidence",
+                  "ProcessCommandLine": "Command line"}
+_NO_WRAP = {"Timestamp"}
+_MAX_WIDTHS = {"DeviceName": 24, "AccountName": 16, "InitiatingProcessFileName": 16,
+               "FileName": 14, "ExploitEvidence": 12}
+
+
+def _cell(column: str, value: Any) -> str:
+    if value is None:
+        return ""
+    text = str(value)
+    if column == "Timestamp" and len(text) > 19 and text[10] == "T":
+        return text[:19].replace("T", " ")  # to the second; JSON/CSV keep the full value
+    return text
+
+
 def _hunt_table(result: HuntResult, console: Console) -> None:
     from rich.table import Table
 
@@ -130,10 +155,13 @@ def _hunt_table(result: HuntResult, console: Console) -> None:
     table = Table(title=f"{result.rule.name}\n{window['start']} → {window['end']}: "
                         f"{len(result.findings)} finding(s)")
     for col in shown:
-        width = 60 if col.endswith("CommandLine") else None
-        table.add_column(col, overflow="fold", max_width=width)
+        if col in _NO_WRAP:
+            table.add_column(_TABLE_HEADERS.get(col, col), no_wrap=True)
+        else:
+            table.add_column(_TABLE_HEADERS.get(col, col), overflow="fold",
+                             max_width=_MAX_WIDTHS.get(col, 60))
     for row in result.findings:
-        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in shown))
+        table.add_row(*(_cell(c, row.get(c)) for c in shown))
     console.print(table)
     summary = result.summary()["by_evidence"]
     if summary:

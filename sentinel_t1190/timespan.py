@@ -18,16 +18,19 @@ def parse_duration(text: str) -> timedelta:
     """``24h``/``7d``/``PT36H``/``P1DT2H`` to a timedelta; InputError on anything else."""
     if not isinstance(text, str):
         raise InputError(f"not a duration: {text!r} (use e.g. 24h, 7d, PT36H)")
-    short = _SHORT.match(text)
-    if short:
-        return timedelta(**{_UNITS[short[2].lower()]: int(short[1])})
-    iso = _ISO.match(text.strip())
-    if iso and text.strip().upper() not in ("P", "PT") and any(iso.groupdict().values()):
-        parts = {k: int(v) for k, v in iso.groupdict().items() if v}
-        return timedelta(
-            days=parts.get("d", 0), hours=parts.get("h", 0),
-            minutes=parts.get("m", 0), seconds=parts.get("s", 0),
-        )
+    try:
+        short = _SHORT.match(text)
+        if short:
+            return timedelta(**{_UNITS[short[2].lower()]: int(short[1])})
+        iso = _ISO.match(text.strip())
+        if iso and text.strip().upper() not in ("P", "PT") and any(iso.groupdict().values()):
+            parts = {k: int(v) for k, v in iso.groupdict().items() if v}
+            return timedelta(
+                days=parts.get("d", 0), hours=parts.get("h", 0),
+                minutes=parts.get("m", 0), seconds=parts.get("s", 0),
+            )
+    except OverflowError:
+        raise InputError(f"duration too long: {text!r}") from None
     raise InputError(f"not a duration: {text!r} (use e.g. 24h, 7d, PT36H)")
 
 
