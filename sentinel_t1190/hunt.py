@@ -137,6 +137,9 @@ def hunt_local(
         raise InputError(f"rule {rule.id} names no table in requiredDataConnectors")
     query = windowed_query(rule, window)
     local = resolve_files(files, rule.tables[0])
+    if not {f.table for f in local} & set(rule.tables):
+        held = ", ".join(sorted({f"{f.path} holds {f.table}" for f in local}))
+        raise InputError(f"{held}; rule {rule.name!r} reads {', '.join(rule.tables)}")
     with LocalEngine() as engine:
         engine.load(local, required_columns(rule, query))
         for table in set(rule.tables) - {f.table for f in local}:
