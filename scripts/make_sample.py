@@ -46,6 +46,12 @@ PARENT_CMD = {
     "ews.exe": r"C:\Program Files\Microsoft\Exchange Server\V15\bin\ews.exe",
     "umworkerprocess.exe": r"C:\Program Files\Microsoft\Exchange Server\V15\Bin\UMWorkerProcess.exe",
     "msexchangeservicehost.exe": r"C:\Program Files\Microsoft\Exchange Server\V15\Bin\Microsoft.Exchange.ServiceHost.exe",
+    # Background noise parents.
+    "svchost.exe": r"C:\Windows\System32\svchost.exe -k netsvcs -p",
+    "services.exe": r"C:\Windows\System32\services.exe",
+    "msiexec.exe": r"C:\Windows\System32\msiexec.exe /V",
+    "explorer.exe": r"C:\Windows\explorer.exe",
+    "chrome.exe": r"C:\Program Files\Google\Chrome\Application\chrome.exe",
 }
 CHILD_CMD = {
     "cmd.exe": r'cmd.exe /c "whoami & hostname"', "powershell.exe":
@@ -102,6 +108,15 @@ def _kusto_time(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
 
 
+def _image_path(image: str) -> str:
+    """Where the image lives, file name included (as Defender reports it), lower-cased."""
+    command = PARENT_CMD.get(image.strip().lower(), "")
+    at = command.lower().find(image.strip().lower())
+    if at >= 0:
+        return command[: at + len(image.strip())].lower()
+    return f"c:\\program files\\app\\{image.strip().lower()}"
+
+
 def build(rng: random.Random) -> list[dict[str, object]]:
     events: list[tuple[datetime, str, str, str, str, str]] = []
 
@@ -154,7 +169,7 @@ def build(rng: random.Random) -> list[dict[str, object]]:
             "InitiatingProcessFileName": parent,
             "InitiatingProcessId": 3000 + n,
             "InitiatingProcessCommandLine": PARENT_CMD.get(parent.strip().lower(), parent),
-            "InitiatingProcessFolderPath": "c:\\windows\\system32\\inetsrv",
+            "InitiatingProcessFolderPath": _image_path(parent),
             "InitiatingProcessParentFileName": "svchost.exe",
             "InitiatingProcessAccountName": name,
             "ReportId": 10_000 + n,
