@@ -7,10 +7,10 @@ import importlib.util
 import io
 import random
 
+from conftest import ROOT
+
 from sentinel_t1190 import detection
 from sentinel_t1190.sample import sample_files
-
-from conftest import ROOT
 
 
 def _script():  # type: ignore[no-untyped-def]
