@@ -390,3 +390,12 @@ def test_progress_on_a_terminal_only(tmp_path: Path) -> None:
     assert piped.returncode == 0
     assert piped.stderr == ""
     assert json.loads(piped.stdout) == json.loads(out)
+
+
+@pytest.mark.parametrize("args", [("hunt", "--output", "xml"), ("hunt", "--bogus"),
+                                  ("rules", "extra-arg")])
+def test_usage_errors_are_one_line(cli: Callable[..., Run], args: tuple[str, ...]) -> None:
+    run = cli(*args)
+    assert run.code == 2
+    assert run.stderr.startswith("error: ") and run.stderr.count("\n") == 1, run.stderr
+    assert f"see 'sentinel-t1190 {args[0]} --help'" in run.stderr

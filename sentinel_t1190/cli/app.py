@@ -4,12 +4,48 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from .._version import __version__
 
+
+class _OneLineErrors(TyperGroup):
+    """Usage errors as one ``error: …`` line on stderr (exit 2), like every other error."""
+
+    def main(self, args: Any = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             windows_expand_args: bool = True, **extra: Any) -> Any:
+        try:
+            code = super().main(args, prog_name, complete_var, False, windows_expand_args,
+                                **extra)
+        except typer.TyperException as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                typer.echo(exc.format_message(), err=True)
+            else:
+                ctx = getattr(exc, "ctx", None)
+                where = ctx.command_path if ctx is not None else self.name
+                hint = f" (see '{where} --help')" if exc.exit_code == 2 else ""
+                typer.echo(f"error: {exc.format_message()}{hint}", err=True)
+            code = exc.exit_code
+        except typer.Abort:
+            typer.echo("error: aborted", err=True)
+            code = 130
+        except SystemExit:
+            # Only a broken pipe (`… | head`) ends here without standalone mode: exit as a
+            # process killed by SIGPIPE would, not with 1 ("found something").
+            code = 141
+        code = code if isinstance(code, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
 app = typer.Typer(
+    cls=_OneLineErrors,
     name="sentinel-t1190",
     help="Validate, test, deploy and hunt with the Microsoft Sentinel T1190 detection "
     "(web-server processes spawning shells and attacker tools).",
