@@ -19,7 +19,7 @@ from operator import itemgetter
 from typing import IO, Any, Protocol
 
 from . import detection
-from .errors import SentinelT1190Error
+from .errors import AuthError, AzureServiceError, SentinelT1190Error
 from .hunt import Window, check_label_counts, windowed_query
 from .render import OutputFormat, RowFormatter
 from .rules import Rule
@@ -131,6 +131,7 @@ class WorkspaceReport:
     incomplete: list[dict[str, str]] = field(default_factory=list)
     delivered: int = 0
     failed_slices: int = 0
+    error_types: list[type[Exception]] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -163,6 +164,18 @@ class LiveHuntResult:
     @property
     def queries(self) -> int:
         return sum(ws.queries for ws in self.workspaces)
+
+    def raise_if_all_failed(self) -> None:
+        """When no workspace returned anything, the failure itself is the result: raise it
+        (403 everywhere exits 3, not 4)."""
+        if not self.workspaces or any(ws.status != "failed" for ws in self.workspaces):
+            return
+        kinds = [t for ws in self.workspaces for t in ws.error_types]
+        errors = [e for ws in self.workspaces for e in ws.errors]
+        kind = next((t for t in kinds if issubclass(t, AuthError)), AzureServiceError)
+        if not issubclass(kind, SentinelT1190Error):
+            kind = AzureServiceError
+        raise kind("; ".join(dict.fromkeys(errors)) or "every workspace failed")
 
     def to_dict(self) -> dict[str, Any]:
         """The hunt JSON document (shared/DESIGN.md §3) without ``findings``, plus
@@ -232,7 +245,7 @@ def hunt_workspaces(
                 fatal = bool(getattr(exc, "fatal", False))
                 too_large = bool(getattr(exc, "too_large", False))
                 status = SliceStatus.too_large if too_large else SliceStatus.failed
-                outcome = SliceOutcome(status, reason=str(exc), fatal=fatal)
+                outcome = SliceOutcome(status, reason=str(exc), fatal=fatal, error=type(exc))
                 if fatal or too_large or getattr(exc, "status", None):
                     return outcome
                 continue  # cut off or unreachable: run the slice again
@@ -253,6 +266,8 @@ def hunt_workspaces(
                                       "reason": outcome.reason})
             if outcome.status in (SliceStatus.failed, SliceStatus.skipped):
                 report.failed_slices += 1
+            if outcome.error is not None:
+                report.error_types.append(outcome.error)
             if outcome.reason and outcome.reason not in report.errors:
                 report.errors.append(outcome.reason)
             if outcome.status is not SliceStatus.skipped:

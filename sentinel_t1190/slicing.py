@@ -55,6 +55,8 @@ class SliceOutcome(Generic[T]):
     reason: str = ""
     #: A failure that makes every other slice of the same target pointless (403, 404, 400).
     fatal: bool = False
+    #: The exception class of a failure, so an all-failed run exits with the right code.
+    error: type[Exception] | None = None
 
 
 def plan(window: Window, slice_size: timedelta) -> list[Window]:
@@ -149,30 +151,18 @@ class SliceRunner(Generic[T]):
         # Split every finished slice that was too large, wherever it is in the queue.
         i = 0
         while i < len(queue):
-            node = queue[i]
-            if node.future is not None and node.future.done():
-                outcome = node.future.result()
-                if (outcome.status is SliceStatus.too_large and target not in dead
-                        and node.window.end - node.window.start >= 2 * self._min_slice):
-                    newer, older = split(node.window)
-                    queue[i:i + 1] = [_Node(target, newer), _Node(target, older)]
-                    report.splits += 1
-                    for child in queue[i:i + 2]:
-                        self._submit(pool, child)
-                    i += 2
-                    continue
-                if outcome.fatal and target not in dead:
-                    dead[target] = outcome.reason
-                    for other in queue:
-                        if other.future is not None:
-                            other.future.cancel()
-            i += 1
-        # Hand on, in order, everything finished at the front of the queue.
+            i += 2 if self._split(pool, target, queue, i, dead) else 1
+        # Hand on, in order, everything finished at the front of the queue. (A slice that
+        # finished since the loop above is checked for splitting again here.)
         while queue and queue[0].future is not None and queue[0].future.done():
+            if self._split(pool, target, queue, 0, dead):
+                continue
             node = queue.pop(0)
             assert node.future is not None
             if node.future.cancelled():
                 outcome = SliceOutcome[T](SliceStatus.skipped, reason=dead.get(target, ""))
+                if dead.get(target):
+                    outcome.fatal = True
             else:
                 outcome = node.future.result()
             if outcome.status is SliceStatus.too_large:
@@ -182,3 +172,25 @@ class SliceRunner(Generic[T]):
             if outcome.status is not SliceStatus.complete and report.incomplete is not None:
                 report.incomplete.append((node.window, outcome.reason))
             self._deliver(target, node.window, outcome)
+
+    def _split(self, pool: cf.ThreadPoolExecutor, target: str, queue: list[_Node[T]], i: int,
+               dead: dict[str, str]) -> bool:
+        """Split queue[i] if it finished too large and may still be split; note fatal ends."""
+        node = queue[i]
+        if node.future is None or not node.future.done() or node.future.cancelled():
+            return False
+        outcome = node.future.result()
+        if (outcome.status is SliceStatus.too_large and target not in dead
+                and node.window.end - node.window.start >= 2 * self._min_slice):
+            newer, older = split(node.window)
+            queue[i:i + 1] = [_Node(target, newer), _Node(target, older)]
+            self.reports[target].splits += 1
+            for child in queue[i:i + 2]:
+                self._submit(pool, child)
+            return True
+        if outcome.fatal and target not in dead:
+            dead[target] = outcome.reason
+            for other in queue:
+                if other.future is not None:
+                    other.future.cancel()
+        return False

@@ -170,6 +170,8 @@ def _hunt_live(workspaces: list[str], *, rule: list[str] | None, timespan: str |
                              output, stream)
         for spool in spools:
             spool.close()
+    for result in results:
+        result.raise_if_all_failed()
     if hunt_state is not None and any(r.complete for r in results):
         hunt_state.save()
     incomplete = [r for r in results if not r.complete]
