@@ -18,7 +18,7 @@ from sentinel_t1190 import api
 from sentinel_t1190.azure import credentials
 from sentinel_t1190.azure.clouds import resolve_cloud
 from sentinel_t1190.azure.logs import LogsClient, LogsQueryFailed, timespan_for
-from sentinel_t1190.errors import AuthError
+from sentinel_t1190.errors import AuthError, InputError
 from sentinel_t1190.render import OutputFormat
 from sentinel_t1190.sample import sample_clock, sample_files
 from tests.logs_server import (
@@ -225,7 +225,7 @@ def test_token_failures_are_auth_errors(server: LogsServer) -> None:
 
 def test_server_timeout_bounds() -> None:
     cloud = resolve_cloud()
-    with pytest.raises(Exception, match="1..600"):
+    with pytest.raises(InputError, match=r"1\.\.600"):
         LogsClient(cloud, FakeCredential(), server_timeout=601)
 
 
