@@ -14,7 +14,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import IO, Any, Protocol
 
@@ -30,9 +30,9 @@ from .slicing import (
     SliceOutcome,
     SliceRunner,
     SliceStatus,
-    plan,
 )
 from .state import finding_keys
+from .timespan import parse_instant
 
 
 class QueryResultLike(Protocol):
@@ -249,10 +249,11 @@ def hunt_workspaces(
                 if fatal or too_large or getattr(exc, "status", None):
                     return outcome
                 continue  # cut off or unreachable: run the slice again
+            hints: dict[str, Any] = {"rows": handler.seen, "oldest": handler.oldest()}
             if result.complete:
-                return SliceOutcome(SliceStatus.complete, data)
+                return SliceOutcome(SliceStatus.complete, data, **hints)
             status = SliceStatus.too_large if result.too_large else SliceStatus.partial
-            return SliceOutcome(status, data, reason=result.reason)
+            return SliceOutcome(status, data, reason=result.reason, **hints)
         assert outcome is not None
         return outcome
 
@@ -291,7 +292,7 @@ def hunt_workspaces(
 
     runner: SliceRunner[_SliceData] = SliceRunner(
         run, deliver, concurrency=opts.concurrency, min_slice=opts.min_slice)
-    slice_reports = runner.run(list(workspaces), plan(window, opts.slice_size))
+    slice_reports = runner.run(list(workspaces), window, opts.slice_size)
     for ws, sr in slice_reports.items():
         reports[ws].queries, reports[ws].splits = sr.queries, sr.splits
     skipped = [ws for ws in workspaces if reports[ws].status == "failed"]
@@ -318,6 +319,17 @@ class _RowHandler:
         self.check, self.track_keys, self.reported = check, track_keys, reported
         self.formatter: RowFormatter | None = None
         self.getters: dict[str, Callable[[Sequence[Any]], Any] | None] = {}
+        #: Rows the service returned (before dropping already-reported ones), oldest time.
+        self.seen = 0
+        self._oldest: Any = None
+
+    def oldest(self) -> datetime | None:
+        if not isinstance(self._oldest, str):
+            return None
+        try:
+            return parse_instant(self._oldest)
+        except SentinelT1190Error:
+            return None
 
     def columns(self, names: list[str], types: list[str]) -> None:
         self.data.columns = list(names)
@@ -332,6 +344,12 @@ class _RowHandler:
         tally = self.data.tally
         get = self.getters
         ts = get[detection.TIME_COLUMN]
+        self.seen += len(rows)
+        if ts and rows:
+            stamps = [s for s in map(ts, rows) if isinstance(s, str)]
+            low = min(stamps, default=None)
+            if low is not None and (self._oldest is None or low < self._oldest):
+                self._oldest = low
         if self.track_keys:
             keys = finding_keys(self.workspace or "", rows)
             if self.reported:
