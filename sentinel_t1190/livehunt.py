@@ -10,6 +10,7 @@ queried independently: one failing does not stop the others.
 
 from __future__ import annotations
 
+import operator
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -95,14 +96,19 @@ class Tally:
         self.keys.update(other.keys)
 
     def summary(self) -> dict[str, Any]:
-        devices = {d: {"findings": n, "first_seen": self.first_seen.get(d),
+        by_evidence, by_parent = Counter(self.by_evidence), Counter(self.by_parent)
+        for (label, parent, _child), n in self.labels.items():
+            by_evidence[str(label)] += n
+            by_parent[str(parent)] += n
+        devices = {str(d): {"findings": n, "first_seen": self.first_seen.get(d),
                        "last_seen": self.last_seen.get(d)}
-                   for d, n in sorted(self.by_device.items(), key=lambda kv: (-kv[1], kv[0]))}
+                   for d, n in sorted(self.by_device.items(),
+                                      key=lambda kv: (-kv[1], str(kv[0])))}
         return {
             "total": self.total,
-            "by_evidence": dict(sorted(self.by_evidence.items())),
+            "by_evidence": dict(sorted(by_evidence.items(), key=lambda kv: str(kv[0]))),
             "by_device": {d: v["findings"] for d, v in devices.items()},
-            "by_parent": dict(sorted(self.by_parent.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "by_parent": dict(sorted(by_parent.items(), key=lambda kv: (-kv[1], kv[0]))),
             "devices": devices,
             "already_reported": self.already_reported,
         }
@@ -340,16 +346,17 @@ class _RowHandler:
             "ExploitEvidence")}
 
     def rows(self, rows: list[list[Any]]) -> None:
+        # Counting works on whole columns (map/Counter/dict run in C): a 500,000-row answer
+        # must not cost a Python loop per row and per statistic.
         assert self.formatter is not None
         tally = self.data.tally
         get = self.getters
         ts = get[detection.TIME_COLUMN]
         self.seen += len(rows)
-        if ts and rows:
-            stamps = [s for s in map(ts, rows) if isinstance(s, str)]
-            low = min(stamps, default=None)
-            if low is not None and (self._oldest is None or low < self._oldest):
-                self._oldest = low
+        stamps = list(map(ts, rows)) if ts else []
+        low = min(filter(None, stamps), default=None)
+        if low is not None and (self._oldest is None or low < self._oldest):
+            self._oldest = low
         if self.track_keys:
             keys = finding_keys(self.workspace or "", rows)
             if self.reported:
@@ -357,33 +364,53 @@ class _RowHandler:
                 tally.already_reported += len(rows) - len(fresh)
                 rows = [rows[i] for i in fresh]
                 keys = [keys[i] for i in fresh]
-            stamps = list(map(ts, rows)) if ts else [""] * len(rows)
-            tally.keys.update(zip(keys, map(str, stamps), strict=True))
+                stamps = [stamps[i] for i in fresh] if stamps else []
+            tally.keys.update(zip(keys, map(str, stamps or [""] * len(rows)), strict=True))
         if not rows:
             return
         tally.total += len(rows)
         evidence, device, parent, child = (get["ExploitEvidence"], get["DeviceName"],
                                            get["InitiatingProcessFileName"], get["FileName"])
-        if evidence:
-            tally.by_evidence.update(map(str, map(evidence, rows)))
-        if parent:
-            tally.by_parent.update(map(str, map(parent, rows)))
-        if device:
-            devices = list(map(device, rows))
-            tally.by_device.update(map(str, devices))
-            if ts:
-                first, last = tally.first_seen, tally.last_seen
-                for name, stamp in zip(map(str, devices), map(ts, rows), strict=True):
-                    if stamp is None:
-                        continue
-                    if name not in first or stamp < first[name]:
-                        first[name] = stamp
-                    if name not in last or stamp > last[name]:
-                        last[name] = stamp
         if self.check and evidence and parent and child:
+            # by_evidence and by_parent are folded out of these counts in summary()
             tally.labels.update(zip(map(evidence, rows), map(parent, rows), map(child, rows),
                                     strict=True))
+        else:
+            if evidence:
+                tally.by_evidence.update(map(str, map(evidence, rows)))
+            if parent:
+                tally.by_parent.update(map(str, map(parent, rows)))
+        if device:
+            devices = list(map(device, rows))
+            tally.by_device.update(devices)
+            if stamps:
+                _seen(tally, devices, stamps)
         self.data.spool.write(self.formatter.rows(rows))
+
+
+def _seen(tally: Tally, devices: list[Any], stamps: list[Any]) -> None:
+    """First and last seen per device over one batch."""
+    if None not in stamps and all(map(operator.ge, stamps, stamps[1:])):
+        # Sorted newest first (the query's order): in dict(zip()) the last write wins, so
+        # the reversed pairs give each device's newest time and the plain pairs its oldest.
+        newest = dict(zip(reversed(devices), reversed(stamps), strict=True))
+        oldest = dict(zip(devices, stamps, strict=True))
+    else:
+        newest, oldest = {}, {}
+        for name, stamp in zip(devices, stamps, strict=True):
+            if stamp is None:
+                continue
+            if name not in oldest or stamp < oldest[name]:
+                oldest[name] = stamp
+            if name not in newest or stamp > newest[name]:
+                newest[name] = stamp
+    first, last = tally.first_seen, tally.last_seen
+    for name, stamp in oldest.items():
+        if name not in first or stamp < first[name]:
+            first[name] = stamp
+    for name, stamp in newest.items():
+        if name not in last or stamp > last[name]:
+            last[name] = stamp
 
 
 def merge_keys(results: Sequence[LiveHuntResult]) -> Mapping[str, str]:

@@ -80,6 +80,10 @@ class ResponseParser:
         self._on_columns = on_columns
         self._batch = batch_chars
         self._buf = ""
+        #: Text received but not yet joined onto _buf (joining once per batch, not per
+        #: chunk, keeps the copying linear in the body size).
+        self._parts: list[str] = []
+        self._pending = 0
         self._head = ""
         self._state = "head"  # head -> rows -> tail
         self._decoder = codecs.getincrementaldecoder("utf-8")()
@@ -91,7 +95,11 @@ class ResponseParser:
         self.feed(self._decoder.decode(chunk))
 
     def feed(self, text: str) -> None:
-        self._buf += text
+        self._parts.append(text)
+        self._pending += len(text)
+        if self._state == "rows" and len(self._buf) + self._pending < self._batch:
+            return
+        self._join()
         if self._state == "head":
             self._find_rows()
         while self._state == "rows" and len(self._buf) >= self._batch:
@@ -102,18 +110,26 @@ class ResponseParser:
 
     def close(self) -> ParsedResponse:
         """The end of the body: the last rows, then the columns and error of the whole."""
-        self._buf += self._decoder.decode(b"", final=True)
+        self._parts.append(self._decoder.decode(b"", final=True))
+        self._join()
         if self._state == "head":
             self._find_rows()
         if self._state == "head":  # no rows array at all: a small document, parse it whole
             self._finish(self._head + self._buf)
             return self.result
         if self._state == "rows":
+            self._cut_batches(exact=False)  # the bulk in one go, the last row(s) exactly
             self._decode_rows(final=True)
         if self._state != "tail":
             raise ResponseFormatError("the response ends inside its rows")
         self._finish(self._head + "[]" + self._buf)
         return self.result
+
+    def _join(self) -> None:
+        if self._parts:
+            self._buf += "".join(self._parts)
+            self._parts.clear()
+            self._pending = 0
 
     # -- states --------------------------------------------------------------------------
     def _find_rows(self) -> None:
@@ -138,7 +154,7 @@ class ResponseParser:
         self._buf = self._buf[match.end():]
         self._state = "rows"
 
-    def _cut_batches(self) -> None:
+    def _cut_batches(self, exact: bool = True) -> None:
         cut = self._buf.rfind("],[")
         if cut > 0:
             try:
@@ -149,7 +165,8 @@ class ResponseParser:
                 self._buf = self._buf[cut + 2:]
                 self._emit(rows)
                 return
-        self._decode_rows(final=False)
+        if exact:
+            self._decode_rows(final=False)
 
     def _valid(self, rows: list[Any]) -> bool:
         width = len(self.result.columns)
@@ -192,7 +209,11 @@ class ResponseParser:
     def _emit(self, rows: list[list[Any]]) -> None:
         for i in self._datetime_idx:
             for row in rows:
-                row[i] = normalize_datetime(row[i])
+                value = row[i]
+                if value.__class__ is str and len(value) == 28 and value[27] == "Z":
+                    row[i] = value[:26] + "Z"  # the service's 100 ns ticks: the fast path
+                elif value.__class__ is not str or len(value) != 27:
+                    row[i] = normalize_datetime(value)
         self.result.rows += len(rows)
         self._on_rows(rows)
 

@@ -189,11 +189,13 @@ class RowFormatter:
             tail = list(self.extra.values())
             return _csv_text([[*r, *tail] for r in rows] if tail else rows)
         width = len(self.columns)
-        if any(len(r) != width for r in rows):
+        if set(map(len, rows)) != {width}:
             raise ValueError("a row does not have one value per column")
         if width == 0:
             return self._template * len(rows)
-        flat = [v for r in rows for v in r]
+        from itertools import chain
+
+        flat = list(chain.from_iterable(rows))
         tokens = self._encode(flat)[1:-1].split("\x00")
         return (self._template * len(rows)) % tuple(tokens)
 
