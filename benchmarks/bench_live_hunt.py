@@ -97,7 +97,7 @@ def main() -> None:
 
         cur = server.workspaces[WS].cursor()
         cur.execute("CREATE TEMP VIEW DeviceProcessEvents AS SELECT * FROM _events")
-        truth = {tuple(r[:2]) + (r[9],) for r in
+        truth = {(r[0], r[1], r[9]) for r in
                  duckdb_kql.kql(cur, windowed_query(rule, window)).fetchall()}
         expected = len(truth)
         print(f"table: {args.events:,} events over 30 days; the hunting KQL over the window "

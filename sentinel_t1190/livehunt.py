@@ -241,7 +241,7 @@ def hunt_workspaces(
         outcome: SliceOutcome[_SliceData] | None = None
         for _attempt in range(1 + opts.cut_off_retries):
             data = _SliceData(tempfile.TemporaryFile("w+", encoding="utf-8"))  # noqa: SIM115
-            handler = _RowHandler(data, fmt, workspace if several else None, check,
+            handler = _RowHandler(data, fmt, workspace, several, check,
                                   opts.track_keys or bool(reported), reported)
             try:
                 result = client.query(workspace, query, timespan=span,
@@ -319,9 +319,10 @@ def hunt_workspaces(
 class _RowHandler:
     """Per slice: count, drop already-reported findings, format into the spool."""
 
-    def __init__(self, data: _SliceData, fmt: OutputFormat, workspace: str | None,
+    def __init__(self, data: _SliceData, fmt: OutputFormat, workspace: str, tag: bool,
                  check: bool, track_keys: bool, reported: frozenset[str]) -> None:
-        self.data, self.fmt, self.workspace = data, fmt, workspace
+        # *tag*: add a WorkspaceId column (several workspaces); keys always include it.
+        self.data, self.fmt, self.workspace, self.tag = data, fmt, workspace, tag
         self.check, self.track_keys, self.reported = check, track_keys, reported
         self.formatter: RowFormatter | None = None
         self.getters: dict[str, Callable[[Sequence[Any]], Any] | None] = {}
@@ -340,7 +341,7 @@ class _RowHandler:
     def columns(self, names: list[str], types: list[str]) -> None:
         self.data.columns = list(names)
         self.formatter = RowFormatter(self.fmt, names,
-                                      {"WorkspaceId": self.workspace} if self.workspace else None)
+                                      {"WorkspaceId": self.workspace} if self.tag else None)
         self.getters = {c: _column(names, c) for c in (
             detection.TIME_COLUMN, "DeviceName", "InitiatingProcessFileName", "FileName",
             "ExploitEvidence")}
@@ -358,7 +359,7 @@ class _RowHandler:
         if low is not None and (self._oldest is None or low < self._oldest):
             self._oldest = low
         if self.track_keys:
-            keys = finding_keys(self.workspace or "", rows)
+            keys = finding_keys(self.workspace, rows)
             if self.reported:
                 fresh = [i for i, k in enumerate(keys) if k not in self.reported]
                 tally.already_reported += len(rows) - len(fresh)
