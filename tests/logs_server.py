@@ -37,39 +37,32 @@ _KUSTO_TYPES = {"TIMESTAMP": "datetime", "TIMESTAMP WITH TIME ZONE": "datetime",
                 "BOOLEAN": "bool"}
 
 
-def too_large_error(limit: int) -> dict[str, Any]:
-    """The partial error Log Analytics returns when a result passes the record limit."""
+def partial_error(code: str, message: str) -> dict[str, Any]:
+    """The ``error`` of a partial result, as in the azure-sdk-assets recording."""
     return {
         "code": "PartialError",
         "message": "There were some errors when processing your query.",
         "details": [{
             "code": "EngineError",
             "message": "Something went wrong processing your query on the server.",
-            "innererror": {
-                "code": "-2133196347",
-                "message": f"Query result set has exceeded the internal record count limit "
-                           f"{limit} records (E_QUERY_RESULT_SET_TOO_LARGE; see "
-                           "https://aka.ms/kustoquerylimits).",
-                "severity": 2, "severityName": "Error"}}],
+            "innererror": {"code": code, "message": message, "severity": 2,
+                           "severityName": "Error"}}],
     }
+
+
+def too_large_error(limit: int) -> dict[str, Any]:
+    """The partial error Log Analytics returns when a result passes the record limit."""
+    return partial_error("-2133196347", (
+        f"Query result set has exceeded the internal record count limit {limit} records "
+        "(E_QUERY_RESULT_SET_TOO_LARGE; see https://aka.ms/kustoquerylimits)."))
 
 
 def engine_error() -> dict[str, Any]:
     """The partial error of the azure-sdk-assets recording (not a size problem)."""
-    return {
-        "code": "PartialError",
-        "message": "There were some errors when processing your query.",
-        "details": [{
-            "code": "EngineError",
-            "message": "Something went wrong processing your query on the server.",
-            "innererror": {
-                "code": "-2133196788",
-                "message": "Percentiles aggregator has encountered an overflow exception "
-                           "during evaluation (probably due to large weight expression). "
-                           "Results may be incorrect or incomplete (E_OVERFLOW; see "
-                           "https://aka.ms/kustoqueryfailures).",
-                "severity": 2, "severityName": "Error"}}],
-    }
+    return partial_error("-2133196788", (
+        "Percentiles aggregator has encountered an overflow exception during evaluation "
+        "(probably due to large weight expression). Results may be incorrect or incomplete "
+        "(E_OVERFLOW; see https://aka.ms/kustoqueryfailures)."))
 
 
 def error_body(code: str, message: str, inner: dict[str, Any] | None = None) -> bytes:
