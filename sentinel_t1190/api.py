@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -23,6 +24,8 @@ from .hunt import HuntResult, Window, resolve_window
 from .rules import Finding, Pack, Rule
 from .rules import load_pack as _load_pack
 from .state import DEFAULT_OVERLAP, HuntState
+
+_GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 if TYPE_CHECKING:
     from .livehunt import LiveHuntResult, LiveOptions, LogsQuerier, RowSink
@@ -107,6 +110,10 @@ def hunt_live(
 
     if not workspaces:
         raise InputError("give at least one --workspace-id")
+    for workspace in workspaces:
+        if not _GUID.fullmatch(workspace):
+            raise InputError(f"--workspace-id {workspace!r} is not a workspace ID (a GUID, "
+                             "shown as 'Workspace ID' on the workspace's overview page)")
     overlap_span = parse_duration(overlap)
     clock = now or datetime.now(UTC)
     rules = default_hunt_rules(pack or load_pack(), rule_ids)

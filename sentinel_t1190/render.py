@@ -156,9 +156,9 @@ class RowFormatter:
     """Encode batches of rows (lists in *columns* order) as NDJSON lines or CSV records.
 
     *extra* columns (e.g. ``WorkspaceId``) get the same value on every row of a formatter.
-    NDJSON is encoded a batch at a time: all values in one C-level ``json`` call, then laid
-    into a per-row template with one ``%`` operation, so a 500,000-row answer costs well
-    under a second here rather than one ``json.dumps`` call per row.
+    NDJSON is encoded a batch at a time: all values in one C-level ``json`` call, then
+    interleaved with the (pre-encoded) keys by list-slice assignment and joined once, so a
+    500,000-row answer costs no Python-level work per row or per value.
     """
 
     def __init__(self, fmt: OutputFormat, columns: Sequence[str],
@@ -169,12 +169,15 @@ class RowFormatter:
         self.columns = list(columns)
         self.extra = dict(extra or {})
         self._encode = _json_token_encoder()
-        fields = [json.dumps(c, ensure_ascii=False).replace("%", "%%") + ":%s"
-                  for c in self.columns]
-        fields += [json.dumps(k, ensure_ascii=False).replace("%", "%%") + ":"
-                   + json.dumps(v, ensure_ascii=False, default=str).replace("%", "%%")
-                   for k, v in self.extra.items()]
-        self._template = "{" + ",".join(fields) + "}\n"
+        keys = [json.dumps(c, ensure_ascii=False) + ":" for c in self.columns]
+        tail = "".join("," + json.dumps(k, ensure_ascii=False) + ":"
+                       + json.dumps(v, ensure_ascii=False, default=str)
+                       for k, v in self.extra.items())
+        self._end = tail + "}\n"
+        # the text before each value; a row's first key also closes the previous line
+        self._first = "{" + keys[0] if keys else ""
+        self._keys = [self._end + "{" + keys[0], *("," + k for k in keys[1:])] if keys else []
+        self._empty = "{" + tail.removeprefix(",") + "}\n"
 
     def header(self) -> str:
         """The CSV header line ('' for NDJSON)."""
@@ -192,12 +195,17 @@ class RowFormatter:
         if set(map(len, rows)) != {width}:
             raise ValueError("a row does not have one value per column")
         if width == 0:
-            return self._template * len(rows)
+            return self._empty * len(rows)
         from itertools import chain
 
-        flat = list(chain.from_iterable(rows))
-        tokens = self._encode(flat)[1:-1].split("\x00")
-        return (self._template * len(rows)) % tuple(tokens)
+        tokens = self._encode(list(chain.from_iterable(rows)))[1:-1].split("\x00")
+        parts = self._keys * len(rows)
+        parts[0] = self._first
+        text = [""] * (2 * len(tokens))
+        text[0::2] = parts
+        text[1::2] = tokens
+        text.append(self._end)
+        return "".join(text)
 
 
 def _csv_text(rows: Sequence[Sequence[Any]]) -> str:

@@ -334,3 +334,9 @@ def test_corrupt_state_file_exits_2(server: LogsServer, cli: Any, tmp_path: Path
     assert f"state file {state}" in run.stderr and "deliberately" in run.stderr
     assert state.read_text() == content  # never silently reset
     assert server.queries() == []
+
+
+def test_workspace_names_are_refused_before_any_query(server: LogsServer, cli: Any) -> None:
+    run = live(server, "--workspace-id", "my-sentinel-workspace", cli=cli)
+    assert run.code == 2 and "not a workspace ID" in run.stderr
+    assert server.queries() == []
