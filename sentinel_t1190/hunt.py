@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -111,13 +111,18 @@ def required_columns(rule: Rule, query: str) -> dict[str, set[str]]:
 
 def check_labels(rows: Iterable[dict[str, Any]]) -> list[str]:
     """Rows whose ExploitEvidence differs from the Python classifier (another rule version)."""
-    mismatches = Counter(
-        (row.get("ExploitEvidence"), detection.classify(
-            row.get("InitiatingProcessFileName"), row.get("FileName")))
-        for row in rows
-        if detection.classify(row.get("InitiatingProcessFileName"), row.get("FileName"))
-        != row.get("ExploitEvidence")
-    )
+    return check_label_counts(Counter(
+        (row.get("ExploitEvidence"), row.get("InitiatingProcessFileName"), row.get("FileName"))
+        for row in rows))
+
+
+def check_label_counts(counts: Mapping[tuple[Any, Any, Any], int]) -> list[str]:
+    """:func:`check_labels` over (ExploitEvidence, parent, child) -> number of rows."""
+    mismatches: Counter[tuple[Any, Any]] = Counter()
+    for (got, parent, child), n in counts.items():
+        want = detection.classify(parent, child)
+        if want != got:
+            mismatches[(got, want)] += n
     return [f"{n} row(s) labelled {got!r} where this version of the rule says {want!r}: "
             "the query that produced them is another version of the rule"
             for (got, want), n in mismatches.items()]

@@ -1,0 +1,245 @@
+"""Logs Query API response bodies, parsed as they stream in (pure; no azure imports).
+
+A response is ``{"tables": [{"name", "columns": [{"name", "type"}], "rows": [[...], ...]}],
+"error": {...}?}``; an ``error`` next to ``tables`` is a *partial* result (what
+azure-monitor-query reports as ``LogsQueryPartialResult``). It can be 500,000 rows and
+~100 MB, so rows are handed on in batches while the body arrives and the whole body is never
+held: memory is one batch (about :data:`BATCH_CHARS` characters), not the response.
+
+How a batch is cut: the text up to the last ``],[`` in the buffer is parsed as one JSON array
+in a single ``json.loads`` call (C speed). That is only accepted when every element is a row
+of scalars with the table's column count; a cut inside a string (a command line holding
+``],[``) cannot parse, since the string would be unterminated. Anything else falls back to
+decoding one row at a time, which is always exact.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Characters buffered before a batch of rows is cut (about 1 MB).
+BATCH_CHARS = 1 << 20
+_ROWS_KEY = re.compile(r'"rows"\s*:\s*\[')
+_COLUMNS_KEY = re.compile(r'"columns"\s*:\s*')
+_SPACE = re.compile(r"\s*")
+_DECODER = json.JSONDecoder()
+
+RowsCallback = Callable[[list[list[Any]]], None]
+
+
+class ResponseFormatError(ValueError):
+    """The body is not a Logs Query API response."""
+
+
+@dataclass
+class ParsedResponse:
+    """What remains once the rows have been handed on: columns, types and any error."""
+
+    columns: list[str] = field(default_factory=list)
+    types: list[str] = field(default_factory=list)
+    rows: int = 0
+    #: The ``error`` member of a partial result (``code``, ``message``, ``details``), or None.
+    error: dict[str, Any] | None = None
+    #: Number of tables in the response (a hunting query has one).
+    tables: int = 0
+
+
+def normalize_datetime(value: Any) -> Any:
+    """A Logs API datetime (any precision, ``Z``) in the fixed form ``...HH:MM:SS.ffffffZ``.
+
+    The same text the local engine writes, so local and live output sort and compare alike.
+    """
+    if not isinstance(value, str) or len(value) == 27:
+        return value
+    if len(value) == 28 and value[19] == "." and value[27] == "Z":  # Kusto's 100 ns ticks
+        return value[:26] + "Z"
+    if len(value) >= 20 and value.endswith("Z") and value[10] == "T":
+        base, _, frac = value[:-1].partition(".")
+        if len(base) == 19:
+            return f"{base}.{frac[:6].ljust(6, '0')}Z"
+    from .timespan import iso_z, parse_instant
+
+    return iso_z(parse_instant(value))
+
+
+class ResponseParser:
+    """Feed the body's text as it arrives; complete rows go to *on_rows* in batches.
+
+    *on_columns* is called once with (names, types) before the first batch.
+    """
+
+    def __init__(self, on_rows: RowsCallback,
+                 on_columns: Callable[[list[str], list[str]], None] | None = None,
+                 batch_chars: int = BATCH_CHARS) -> None:
+        self._on_rows = on_rows
+        self._on_columns = on_columns
+        self._batch = batch_chars
+        self._buf = ""
+        #: Text received but not yet joined onto _buf (joining once per batch, not per
+        #: chunk, keeps the copying linear in the body size).
+        self._parts: list[str] = []
+        self._pending = 0
+        self._head = ""
+        self._state = "head"  # head -> rows -> tail
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self.result = ParsedResponse()
+        self._datetime_idx: list[int] = []
+
+    # -- input ---------------------------------------------------------------------------
+    def feed_bytes(self, chunk: bytes) -> None:
+        self.feed(self._decoder.decode(chunk))
+
+    def feed(self, text: str) -> None:
+        self._parts.append(text)
+        self._pending += len(text)
+        if self._state == "rows" and len(self._buf) + self._pending < self._batch:
+            return
+        self._join()
+        if self._state == "head":
+            self._find_rows()
+        while self._state == "rows" and len(self._buf) >= self._batch:
+            before = len(self._buf)
+            self._cut_batches()
+            if len(self._buf) == before:  # an incomplete row: wait for more text
+                break
+
+    def close(self) -> ParsedResponse:
+        """The end of the body: the last rows, then the columns and error of the whole."""
+        self._parts.append(self._decoder.decode(b"", final=True))
+        self._join()
+        if self._state == "head":
+            self._find_rows()
+        if self._state == "head":  # no rows array at all: a small document, parse it whole
+            self._finish(self._head + self._buf)
+            return self.result
+        if self._state == "rows":
+            self._cut_batches(exact=False)  # the bulk in one go, the last row(s) exactly
+            self._decode_rows(final=True)
+        if self._state != "tail":
+            raise ResponseFormatError("the response ends inside its rows")
+        self._finish(self._head + "[]" + self._buf)
+        return self.result
+
+    def _join(self) -> None:
+        if self._parts:
+            self._buf += "".join(self._parts)
+            self._parts.clear()
+            self._pending = 0
+
+    # -- states --------------------------------------------------------------------------
+    def _find_rows(self) -> None:
+        match = _ROWS_KEY.search(self._buf)
+        if not match:
+            return
+        head = self._buf[: match.end() - 1]
+        cols = _COLUMNS_KEY.search(head)
+        if cols is None:
+            raise ResponseFormatError("the response has rows but no columns")
+        try:
+            columns, _ = _DECODER.raw_decode(head, cols.end())
+            names = [str(c["name"]) for c in columns]
+            types = [str(c.get("type", "")) for c in columns]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ResponseFormatError(f"unreadable columns in the response: {exc}") from exc
+        self.result.columns, self.result.types = names, types
+        self._datetime_idx = [i for i, t in enumerate(types) if t == "datetime"]
+        if self._on_columns:
+            self._on_columns(names, types)
+        self._head = head
+        self._buf = self._buf[match.end():]
+        self._state = "rows"
+
+    def _cut_batches(self, exact: bool = True) -> None:
+        cut = self._buf.rfind("],[")
+        if cut > 0:
+            try:
+                rows = json.loads("[" + self._buf[: cut + 1] + "]")
+            except ValueError:
+                rows = None
+            if rows is not None and self._valid(rows):
+                self._buf = self._buf[cut + 2:]
+                self._emit(rows)
+                return
+        if exact:
+            self._decode_rows(final=False)
+
+    def _valid(self, rows: list[Any]) -> bool:
+        width = len(self.result.columns)
+        if set(map(type, rows)) != {list} or set(map(len, rows)) != {width}:
+            return False
+        if "dynamic" not in self.result.types:
+            # Every cell is a scalar, so a structural "],[" only ever separates two rows.
+            return True
+        return not any(isinstance(v, (list, dict)) for r in rows for v in r)
+
+    def _decode_rows(self, *, final: bool) -> None:
+        """Exact fallback: one row at a time, up to the end of the rows or of the buffer."""
+        buf, pos, rows = self._buf, 0, []
+        while True:
+            pos = _SPACE.match(buf, pos).end()  # type: ignore[union-attr]
+            if pos < len(buf) and buf[pos] == "]":
+                self._state = "tail"
+                pos += 1
+                break
+            if pos < len(buf) and buf[pos] == ",":
+                pos += 1
+                pos = _SPACE.match(buf, pos).end()  # type: ignore[union-attr]
+            try:
+                row, end = _DECODER.raw_decode(buf, pos)
+            except ValueError:
+                if final:
+                    raise ResponseFormatError("the response's rows are not valid JSON") from None
+                break
+            if type(row) is not list:
+                raise ResponseFormatError("a row of the response is not an array")
+            rows.append(row)
+            pos = end
+            if not final and len(rows) >= 10_000:
+                break
+        # a row decoded at the very end of a non-final buffer may be followed by more text
+        self._buf = buf[pos:]
+        if rows:
+            self._emit(rows)
+
+    def _emit(self, rows: list[list[Any]]) -> None:
+        for i in self._datetime_idx:
+            for row in rows:
+                value = row[i]
+                if value.__class__ is str and len(value) == 28 and value[27] == "Z":
+                    row[i] = value[:26] + "Z"  # the service's 100 ns ticks: the fast path
+                elif value.__class__ is not str or len(value) != 27:
+                    row[i] = normalize_datetime(value)
+        self.result.rows += len(rows)
+        self._on_rows(rows)
+
+    def _finish(self, text: str) -> None:
+        try:
+            document = json.loads(text) if text.strip() else {}
+        except ValueError as exc:
+            raise ResponseFormatError(f"the response is not valid JSON: {exc}") from exc
+        if not isinstance(document, dict):
+            raise ResponseFormatError("the response is not a JSON object")
+        tables = document.get("tables") or []
+        self.result.tables = len(tables)
+        if tables and not self.result.columns:
+            first = tables[0]
+            self.result.columns = [str(c["name"]) for c in first.get("columns", [])]
+            self.result.types = [str(c.get("type", "")) for c in first.get("columns", [])]
+            if self._on_columns:
+                self._on_columns(self.result.columns, self.result.types)
+        error = document.get("error")
+        self.result.error = error if isinstance(error, dict) else None
+
+
+def parse_chunks(chunks: Iterable[bytes], on_rows: RowsCallback,
+                 batch_chars: int = BATCH_CHARS) -> ParsedResponse:
+    """Parse a whole body given as byte chunks (for tests and benchmarks)."""
+    parser = ResponseParser(on_rows, batch_chars=batch_chars)
+    for chunk in chunks:
+        parser.feed_bytes(chunk)
+    return parser.close()

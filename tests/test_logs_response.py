@@ -1,0 +1,139 @@
+"""The streaming parser of Logs API bodies, and the batch NDJSON/CSV row formatter."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sentinel_t1190.logs_response import (
+    ResponseFormatError,
+    normalize_datetime,
+    parse_chunks,
+)
+from sentinel_t1190.render import OutputFormat, RowFormatter
+
+REFERENCE = Path("/work/shared/reference/azure")
+TRICKY = [
+    ["2026-01-10T11:59:31.8731150Z", "web],[01", 'cmd.exe /c "echo ],[ %s %d"', None, 3,
+     "ünïcode ✓ \\ back\\slash", "tab\tnew\nline\x00nul", True, 1.5],
+    ["2026-01-10T11:59:31Z", "", "]]},{", "", -1, "]", "[", False, 0.0],
+]
+COLUMNS = [{"name": f"c{i}", "type": t} for i, t in enumerate(
+    ["datetime", "string", "string", "string", "long", "string", "string", "bool", "real"])]
+
+
+def body(rows: list[list[Any]], error: dict[str, Any] | None = None,
+         compact: bool = True) -> bytes:
+    doc: dict[str, Any] = {"tables": [{"name": "PrimaryResult", "columns": COLUMNS,
+                                       "rows": rows}]}
+    if error:
+        doc["error"] = error
+    seps = (",", ":") if compact else (", ", ": ")
+    return json.dumps(doc, separators=seps, ensure_ascii=False).encode()
+
+
+def parse(data: bytes, chunk: int, batch: int = 64) -> tuple[list[list[Any]], Any]:
+    got: list[list[Any]] = []
+    chunks = [data[i:i + chunk] for i in range(0, len(data), chunk)]
+    result = parse_chunks(chunks, got.extend, batch_chars=batch)
+    return got, result
+
+
+def expected(rows: list[list[Any]]) -> list[list[Any]]:
+    return [[normalize_datetime(r[0]), *r[1:]] for r in rows]
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 100, 1 << 20])
+@pytest.mark.parametrize("compact", [True, False])
+def test_rows_survive_any_chunking(chunk: int, compact: bool) -> None:
+    rows = [list(r) for r in TRICKY] * 40
+    got, result = parse(body(rows, compact=compact), chunk)
+    assert got == expected(rows)
+    assert result.rows == len(rows) and result.error is None
+    assert result.columns == [c["name"] for c in COLUMNS]
+    assert result.types[0] == "datetime"
+
+
+def test_partial_error_after_the_rows_is_kept() -> None:
+    recording = json.loads((REFERENCE / "azure-sdk-assets-monitor-query" / (
+        "test_logs_client.pyTestLogsClienttest_logs_single_query_with_partial_success.json"
+    )).read_text())
+    response = recording["Entries"][-1]["ResponseBody"]
+    got, result = parse(json.dumps(response).encode(), 5)
+    assert got == [[2]]
+    assert result.columns == ["percentile_x_50"]
+    assert result.error is not None and result.error["code"] == "PartialError"
+    assert "E_OVERFLOW" in result.error["details"][0]["innererror"]["message"]
+
+
+def test_the_reference_success_example() -> None:
+    example = json.loads((REFERENCE / "loganalytics-dataplane-v1" /
+                          "oms-post-example.json").read_text())
+    response = example["responses"]["200"]["body"]
+    got, result = parse(json.dumps(response).encode(), 13)
+    assert len(got) == 2 and got[0][1] == "ContosoSQLSrv1"
+    assert got[0][2] == "2017-08-24T06:59:59.000000Z"  # datetime normalised
+    assert result.columns[:3] == ["TenantId", "Computer", "TimeGenerated"]
+    assert result.error is None
+
+
+def test_empty_and_tableless_answers() -> None:
+    got, result = parse(body([]), 3)
+    assert got == [] and result.rows == 0 and len(result.columns) == len(COLUMNS)
+    got, result = parse(b'{"tables":[]}', 2)
+    assert got == [] and result.tables == 0 and result.columns == []
+
+
+def test_truncated_or_garbage_bodies_raise() -> None:
+    data = body([list(r) for r in TRICKY])
+    with pytest.raises(ResponseFormatError):
+        parse(data[:-30], 10)
+    with pytest.raises(ResponseFormatError):
+        parse(b"<html>proxy error</html>", 10)
+
+
+def test_dynamic_columns_fall_back_to_exact_decoding() -> None:
+    columns = [{"name": "a", "type": "dynamic"}, {"name": "b", "type": "long"}]
+    rows = [[[1, 2], 1], [["x"], 2], [{"k": [3]}, 3]] * 50
+    data = json.dumps({"tables": [{"name": "t", "columns": columns, "rows": rows}]},
+                      separators=(",", ":")).encode()
+    got: list[list[Any]] = []
+    parse_chunks([data[i:i + 9] for i in range(0, len(data), 9)], got.extend, batch_chars=40)
+    assert got == rows
+
+
+@pytest.mark.parametrize(("text", "want"), [
+    ("2026-01-10T11:59:31.8731150Z", "2026-01-10T11:59:31.873115Z"),
+    ("2026-01-10T11:59:31Z", "2026-01-10T11:59:31.000000Z"),
+    ("2026-01-10T11:59:31.5Z", "2026-01-10T11:59:31.500000Z"),
+    ("2026-01-10T12:59:31+01:00", "2026-01-10T11:59:31.000000Z"),
+    (None, None),
+])
+def test_normalize_datetime(text: str | None, want: str | None) -> None:
+    assert normalize_datetime(text) == want
+
+
+def test_ndjson_formatter_matches_json_dumps_row_by_row() -> None:
+    names = [c["name"] for c in COLUMNS]
+    formatter = RowFormatter(OutputFormat.ndjson, names, {"WorkspaceId": "w%s"})
+    text = formatter.rows(TRICKY)
+    lines = text.splitlines(keepends=True)
+    assert len(lines) == 2 and text.endswith("\n")
+    for line, row in zip(lines, TRICKY, strict=True):
+        assert json.loads(line) == {**dict(zip(names, row, strict=True)), "WorkspaceId": "w%s"}
+    assert formatter.rows([]) == ""
+
+
+def test_csv_formatter() -> None:
+    names = [c["name"] for c in COLUMNS]
+    formatter = RowFormatter(OutputFormat.csv, names, {"WorkspaceId": "w1"})
+    text = formatter.header() + formatter.rows(TRICKY)
+    records = list(csv.reader(io.StringIO(text)))
+    assert records[0] == [*names, "WorkspaceId"]
+    assert records[1][2] == 'cmd.exe /c "echo ],[ %s %d"' and records[1][-1] == "w1"
+    assert len(records) == 3
