@@ -70,7 +70,7 @@ def rules(items: Sequence[Rule], fmt: OutputFormat, stream: IO[str]) -> None:
 
     table = Table(title=f"{len(items)} rule(s) in the pack")
     for col in ("id", "name", "severity", "tactics", "techniques", "tables"):
-        table.add_column(col, overflow="fold")
+        table.add_column(col, overflow="fold", no_wrap=col in ("id", "severity"))
     for s in summaries:
         table.add_row(s["id"], s["name"], s["severity"], ", ".join(s["tactics"]),
                       ", ".join(s["techniques"]), ", ".join(s["tables"]))
