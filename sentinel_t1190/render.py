@@ -9,6 +9,8 @@ from enum import StrEnum
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from rich.console import Console
 
     from .hunt import HuntResult
@@ -141,3 +143,13 @@ def _hunt_table(result: HuntResult, console: Console) -> None:
         console.print(counts)
     if not result.complete:
         console.print("[red]INCOMPLETE: some of the window was not searched (see warnings)[/]")
+
+
+# --- export ----------------------------------------------------------------------------------
+
+
+def exported(paths: Sequence[Path], folder: Path, stream: IO[str]) -> None:
+    """Which files ``export --out`` wrote (the CLI passes stderr: stdout carries results)."""
+    stream.write(f"wrote {len(paths)} file(s) to {folder}:\n")
+    for path in paths:
+        stream.write(f"  {path}\n")
