@@ -83,6 +83,9 @@ _TEXTS = ("query", "description", "displayName",
 #: Set by the service, never by us: ignored when comparing.
 _READ_ONLY = ("lastModifiedUtc", "alertRuleTemplateName", "etag", "id", "name", "type",
               "systemData")
+#: Sent for information only: compared when the service returns them, never reported as
+#: missing (a service that stores no template version must not make every rule "drifted").
+_ADVISORY = ("templateVersion",)
 #: Values the service assumes when a field is absent.
 _DEFAULTS: dict[str, Any] = {"eventGroupingSettings.aggregationKind": "SingleAlert"}
 
@@ -116,6 +119,16 @@ def _operator(value: Any, rule: Rule) -> str:
     return api
 
 
+def _threshold(value: Any, rule: Rule) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise InputError(f"{rule.path}: triggerThreshold: {value!r} is not a whole number")
+    try:
+        return int(value)
+    except ValueError:
+        raise InputError(f"{rule.path}: triggerThreshold: {value!r} is not a whole "
+                         "number") from None
+
+
 def _copy(value: Any) -> Any:
     """A plain JSON copy of YAML data (mappings to dicts, sequences to lists)."""
     if isinstance(value, Mapping):
@@ -142,7 +155,7 @@ def to_api_properties(rule: Rule, *, enabled: bool = True) -> dict[str, Any]:
         props["queryFrequency"] = _duration(data.get("queryFrequency"), "queryFrequency", rule)
         props["queryPeriod"] = _duration(data.get("queryPeriod"), "queryPeriod", rule)
         props["triggerOperator"] = _operator(data.get("triggerOperator", "gt"), rule)
-        props["triggerThreshold"] = int(data.get("triggerThreshold", 0))
+        props["triggerThreshold"] = _threshold(data.get("triggerThreshold", 0), rule)
     props["suppressionEnabled"] = bool(data.get("suppressionEnabled", False))
     props["suppressionDuration"] = _duration(
         data.get("suppressionDuration", DEFAULT_SUPPRESSION), "suppressionDuration", rule)
@@ -306,9 +319,14 @@ def diff(desired: Mapping[str, Any], actual: Mapping[str, Any]) -> list[Change]:
     Paths are dotted (``incidentConfiguration.groupingConfiguration.lookbackDuration``) with
     list positions in brackets (``entityMappings[3].fieldMappings[1].columnName``). Each
     Change goes from the deployed value to the desired one (None = absent). Empty when equal.
+    ``templateVersion`` is compared only when the deployed rule has one.
     """
     changes: list[Change] = []
-    _diff(normalise(desired), normalise(actual), "", changes)
+    wanted, deployed = normalise(desired), normalise(actual)
+    for key in _ADVISORY:
+        if key not in deployed:
+            wanted.pop(key, None)
+    _diff(wanted, deployed, "", changes)
     return changes
 
 
@@ -333,5 +351,6 @@ def dropped(sent: Mapping[str, Any], returned: Mapping[str, Any]) -> list[str]:
     changed scalar values are not reported here (``diff`` shows them).
     """
     lost: list[str] = []
-    _lost(normalise(sent), normalise(returned), "", lost)
+    kept = normalise(returned)
+    _lost({k: v for k, v in normalise(sent).items() if k not in _ADVISORY}, kept, "", lost)
     return lost

@@ -13,7 +13,7 @@ from sentinel_t1190.errors import InputError
 from sentinel_t1190.rules import Rule, load_pack, load_rule
 
 ROOT = Path(__file__).resolve().parent.parent
-REFERENCE = Path("/work/shared/reference/azure")
+REFERENCE = ROOT / "tests" / "data" / "azure"
 SEED_ID = "5b8c3f1e-7d2a-4e6b-9c41-0f3a8e2d1b77"
 
 
@@ -36,10 +36,7 @@ def _rule(tmp_path: Path, **changes: Any) -> Rule:
 
 
 def _example(name: str) -> dict[str, Any]:
-    path = REFERENCE / name
-    if not path.exists():
-        pytest.skip(f"reference example {path} not available")
-    return json.loads(path.read_text())  # type: ignore[no-any-return]
+    return json.loads((REFERENCE / name).read_text())  # type: ignore[no-any-return]
 
 
 def test_seed_rule_properties() -> None:
@@ -209,3 +206,18 @@ def test_every_pack_rule_is_in_shipped_ids() -> None:
     assert missing == [], "add these ids to sentinel_t1190/data/shipped_rule_ids.txt"
     assert alert_rule.is_owned(SEED_ID.upper())
     assert not alert_rule.is_owned("73e01a99-5cd7-4139-a149-9f2736ff2ab5")
+
+
+def test_template_version_is_advisory() -> None:
+    sent = to_api_properties(_seed())
+    returned = {k: v for k, v in sent.items() if k != "templateVersion"}
+    assert diff(sent, returned) == []
+    assert alert_rule.dropped(sent, returned) == []
+    assert diff(sent, {**sent, "templateVersion": "0.9.0"}) == [
+        Change("templateVersion", "0.9.0", "1.0.0")]
+
+
+@pytest.mark.parametrize("threshold", ["many", 1.5, True])
+def test_bad_threshold_is_input_error(tmp_path: Path, threshold: Any) -> None:
+    with pytest.raises(InputError, match="triggerThreshold"):
+        to_api_properties(_rule(tmp_path, triggerThreshold=threshold))
