@@ -291,6 +291,7 @@ def fail(status: int, *, times: int = 1, method: str | None = None, contains: st
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
     azure: AzureServer
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -161,7 +161,7 @@ def translate(exc: AzureError, what: str, *, role: str = _READ_ROLE) -> Sentinel
 
 
 def _client_kwargs(client_kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"retry_total": 6, "retry_status": 4, "retry_backoff_max": 60}
+    kwargs: dict[str, Any] = {"retry_total": 6, "retry_status": 3, "retry_backoff_max": 60}
     kwargs.update(client_kwargs)
     kwargs["per_retry_policies"] = [HttpLogPolicy(), *kwargs.get("per_retry_policies", [])]
     return kwargs
