@@ -107,6 +107,8 @@ class AzureServer:
         cert.configure_cert(self._ssl)
         self.workspaces: dict[str, Workspace] = {}
         self.requests: list[Request] = []
+        #: (request, status answered), in order.
+        self.replies: list[tuple[Request, int]] = []
         self.faults: list[Callable[[Request], Reply | None]] = []
         #: Property names the service silently drops on PUT (to test the read-back check).
         self.drop_on_write: set[str] = set()
@@ -121,10 +123,9 @@ class AzureServer:
         class Handler(_Handler):
             azure = server
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._httpd.socket = self._ssl.wrap_socket(self._httpd.socket, server_side=True)
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -289,6 +290,11 @@ def fail(status: int, *, times: int = 1, method: str | None = None, contains: st
     return fault
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # many concurrent clients (rollout) must not see refused SYNs
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
@@ -309,6 +315,7 @@ class _Handler(BaseHTTPRequestHandler):
                           {k: v[0] for k, v in parse_qs(url.query).items()},
                           {k.lower(): v for k, v in self.headers.items()}, body)
         reply = self.azure.handle(request)
+        self.azure.replies.append((request, reply.status))
         data = b"" if reply.body is None else json.dumps(reply.body).encode("utf-8")
         self.send_response(reply.status)
         for name, value in reply.headers.items():
