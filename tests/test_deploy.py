@@ -273,6 +273,22 @@ def test_auth_failures_exit_3(az: Any, server: AzureServer, status: int) -> None
     assert "AuthorizationFailed" in run.stderr and "Microsoft Sentinel Reader" in run.stderr
 
 
+def test_no_credential_exits_3(az: Any, server: AzureServer,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from azure.core.exceptions import ClientAuthenticationError
+
+    class NoCredential:
+        def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+            raise ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token")
+
+    monkeypatch.setattr(credentials, "default_credential", lambda cloud, tenant=None:
+                        NoCredential())
+    run = az("deploy")
+    assert run.code == 3
+    assert "cannot get a token: DefaultAzureCredential failed" in run.stderr
+    assert server.requests == []
+
+
 def test_403_on_write_names_the_contributor_role(az: Any, server: AzureServer) -> None:
     server.inject(fail(403, times=-1, method="PUT", code="AuthorizationFailed",
                        message="does not have authorization to perform action 'write'"))

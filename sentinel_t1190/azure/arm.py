@@ -64,7 +64,7 @@ _RETRY_METHODS = frozenset({"HEAD", "GET", "PUT", "DELETE", "OPTIONS", "TRACE", 
 #: Roles named in 401/403 messages (infra/README.md explains them).
 _WRITE_ROLE = "Microsoft Sentinel Contributor"
 _READ_ROLE = "Microsoft Sentinel Reader"
-_LOGS_ROLE = "Log Analytics Reader"
+_LOGS_ROLE = "Log Analytics Reader (or a Microsoft Sentinel role)"
 
 http_log = logging.getLogger("sentinel_t1190.http")
 
