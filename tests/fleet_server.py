@@ -11,7 +11,7 @@ rules, Logs ``getschema``; stateful; fault hooks) it adds:
 - ``latency``: seconds slept by every request, outside any lock (requests overlap);
 - ``arm_budget``: ARM token buckets per subscription, announced in
   ``x-ms-ratelimit-remaining-subscription-{reads,writes,deletes}``, 429 past zero;
-- the status of every reply (:meth:`FleetServer.count`, :meth:`FleetServer.done_writes`);
+- counts over the replies log (:meth:`FleetServer.count`, :meth:`FleetServer.done_writes`);
 - :class:`TransientFaults` (seeded 429/503) and :func:`forbidden` (403 for one workspace).
 """
 
@@ -88,18 +88,11 @@ class FleetServer(AzureServer):
         self.visible_subscriptions: set[str] | None = None
         self.tenants: dict[str, str] = {}
         self.graph_queries: list[dict[str, Any]] = []
-        self.replies: list[tuple[Request, int]] = []
         self._buckets: dict[tuple[str, str], tuple[float, float]] = {}
         self._fleet_lock = threading.Lock()
 
     def __enter__(self) -> FleetServer:
         super().__enter__()
-        httpd = self._httpd
-        assert httpd is not None
-        # A fleet opens many connections at once: a deeper accept queue than socketserver's 5,
-        # and replies not held back by Nagle + delayed ACK (40 ms a request otherwise).
-        httpd.socket.listen(256)
-        httpd.RequestHandlerClass.disable_nagle_algorithm = True  # type: ignore[attr-defined]
         return self
 
     def add_fleet_workspace(self, subscription_id: str, resource_group: str, name: str, *,
@@ -126,6 +119,17 @@ class FleetServer(AzureServer):
                        and contains.lower() in request.path.lower()
                        and (workspace is None or ws_key(request) == workspace)
                        and (status is None or code == status))
+
+    def touched(self, since: int = 0) -> set[str]:
+        """Names of the workspaces that requests since reply number *since* went to."""
+        by_customer = {w.customer_id: w.name for w in self.workspaces.values()}
+        names: set[str] = set()
+        for request, _ in self.replies[since:]:
+            key = ws_key(request)
+            if key is not None:
+                names.add(key[2])
+            names.update(name for cid, name in by_customer.items() if cid in request.path)
+        return names
 
     def done_writes(self, workspace: WsKey | None = None) -> int:
         """PUTs and DELETEs that succeeded (to *workspace*, or anywhere)."""
@@ -162,8 +166,6 @@ class FleetServer(AzureServer):
             reply = Reply(reply.status, reply.body, {
                 **reply.headers,
                 f"x-ms-ratelimit-remaining-subscription-{budget[0]}": str(max(0, int(budget[1])))})
-        with self._fleet_lock:
-            self.replies.append((request, reply.status))
         return reply
 
     def route(self, request: Request) -> Reply:

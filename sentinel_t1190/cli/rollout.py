@@ -163,3 +163,25 @@ def rollout_command(
     with output_stream(out) as stream:
         render.rollout_report(result.to_dict(), output, stream)
     return ExitCode.FOUND if result.failed else ExitCode.OK
+
+
+def fleet_status(targets: Path | None, discover: bool, subscription_id: str | None,
+                 resource_group: str | None, workspace: str | None, rule: list[str] | None,
+                 concurrency: int, cloud: str, tenant_id: str | None, arm_endpoint: str | None,
+                 logs_endpoint: str | None, output: OutputFormat, out: Path | None) -> int:
+    """`status --targets FILE | --discover`: every workspace's status in one table / JSON."""
+    if resource_group or workspace:
+        raise InputError("--resource-group/--workspace name one workspace; with --targets or "
+                         "--discover leave them out")
+    azure = {"cloud": cloud, "tenant_id": tenant_id, "arm_endpoint": arm_endpoint}
+    subscriptions = [subscription_id] if subscription_id and discover else None
+    if subscription_id and not discover:
+        raise InputError("--subscription-id names one workspace's subscription; with "
+                         "--targets, edit the file")
+    fleet = _targets(targets, discover, subscriptions, azure, None)
+    result = api.fleet_status(fleet, rule_ids=rule, concurrency=concurrency, cloud=cloud,
+                              arm_endpoint=arm_endpoint, logs_endpoint=logs_endpoint,
+                              tenant_id=tenant_id)
+    with output_stream(out) as stream:
+        render.fleet_status(result.to_dict(), output, stream)
+    return ExitCode.OK if result.in_sync else ExitCode.FOUND

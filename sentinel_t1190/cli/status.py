@@ -24,6 +24,7 @@ from .common import (
     output_stream,
 )
 from .deploy import connect
+from .rollout import Concurrency, Discover, TargetsFile, fleet_status
 
 # The single-workspace target options are optional here, so the fleet forms
 # (--targets FILE / --discover, added by rollout) can stand in for them.
@@ -42,6 +43,9 @@ def status_command(
     resource_group: OptResourceGroup = None,
     workspace: OptWorkspace = None,
     rule: RuleIds = None,
+    targets: TargetsFile = None,
+    discover: Discover = False,
+    concurrency: Concurrency = 8,
     output: Output = OutputFormat.table,
     out: Out = None,
     cloud: CloudOpt = "AzureCloud",
@@ -52,12 +56,20 @@ def status_command(
     debug: Debug = False,
 ) -> int:
     """Compare the deployed rules with the pack: in-sync, drifted (with the changed fields),
-    missing, disabled, auto-disabled. Exit 1 when any rule is not in sync."""
+    missing, disabled, auto-disabled. Exit 1 when any rule is not in sync.
+
+    One workspace (--subscription-id, --resource-group, --workspace), or a fleet:
+    --targets FILE or --discover (--subscription-id then narrows the discovery).
+    """
     from .. import api
     from ..deploy import Target, status
 
     # Extension point: fleet forms (--targets/--discover) branch here, before the single
     # target is required.
+    if targets is not None or discover:
+        return fleet_status(targets, discover, subscription_id, resource_group, workspace,
+                            rule, concurrency, cloud, tenant_id, arm_endpoint, logs_endpoint,
+                            output, out)
     if not (subscription_id and resource_group and workspace):
         raise InputError("give the workspace: --subscription-id, --resource-group and "
                          "--workspace")
