@@ -141,6 +141,10 @@ class DeployResult:
     def failed(self) -> tuple[RulePlan, ...]:
         return tuple(p for p in self.rules if p.action is Action.FAILED)
 
+    @property
+    def refused(self) -> tuple[RulePlan, ...]:
+        return tuple(p for p in self.rules if p.action is Action.REFUSED)
+
     def to_dict(self) -> dict[str, Any]:
         """The ``deploy`` JSON shape (shared/DESIGN.md §3)."""
         return {"workspace": self.workspace.to_dict(), "rules": [p.to_dict() for p in self.rules]}

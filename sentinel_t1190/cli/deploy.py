@@ -81,11 +81,10 @@ def deploy_command(
         result = deploy(client, rules, dry_run=dry_run, disabled=disabled, force=force)
     with output_stream(out) as stream:
         render.deploy_result(result, output, stream)
-    refused = [p for p in result.rules if p.action == "refused"]
-    for step in refused:
+    for step in result.refused:
         warn(f"rule {step.rule.id} refused: {step.reason}")
     for step in result.failed:
         typer.echo(f"error: rule {step.rule.id}: {step.reason}", err=True)
     if result.failed:
         return ExitCode.SERVICE
-    return ExitCode.USAGE if refused else ExitCode.OK
+    return ExitCode.USAGE if result.refused else ExitCode.OK
