@@ -132,6 +132,11 @@ def service_message(exc: HttpResponseError) -> str:
     return redact(f"{code}: {text}" if code else text)
 
 
+def _first_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return redact(lines[0]) if lines else type(exc).__name__
+
+
 def _status(exc: AzureError) -> int | None:
     return exc.status_code if isinstance(exc, HttpResponseError) else None
 
@@ -140,7 +145,7 @@ def translate(exc: AzureError, what: str, *, role: str = _READ_ROLE) -> Sentinel
     """The errors.* exception for an SDK failure while doing *what* (caller raises it ``from``)."""
     status = _status(exc)
     if isinstance(exc, ClientAuthenticationError) and status is None:
-        return AuthError(f"{what}: cannot get a token: {redact(str(exc).splitlines()[0])}")
+        return AuthError(f"{what}: cannot get a token: {_first_line(exc)}")
     if isinstance(exc, HttpResponseError) and status is not None:
         message = service_message(exc)
         if status in (401, 403):
@@ -152,9 +157,8 @@ def translate(exc: AzureError, what: str, *, role: str = _READ_ROLE) -> Sentinel
             return AzureServiceError(f"{what}: Azure answered {status} after retries: {message}")
         return InputError(f"{what}: Azure rejected the request ({status}): {message}")
     if isinstance(exc, ServiceRequestError | ServiceResponseError):
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return AzureServiceError(f"{what}: cannot reach Azure after retries: {redact(first)}")
-    return AzureServiceError(f"{what}: {type(exc).__name__}: {redact(str(exc))}")
+        return AzureServiceError(f"{what}: cannot reach Azure after retries: {_first_line(exc)}")
+    return AzureServiceError(f"{what}: {type(exc).__name__}: {_first_line(exc)}")
 
 
 # --- the client ------------------------------------------------------------------------------
