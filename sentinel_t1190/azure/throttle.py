@@ -68,6 +68,8 @@ class ArmThrottle:
         self._lock = threading.Lock()
         #: (subscription, kind) -> (estimated remaining, when estimated)
         self._state: dict[tuple[str, str], tuple[float, float]] = {}
+        #: (subscription, kind) -> requests sent whose response has not come back yet
+        self._inflight: dict[tuple[str, str], int] = {}
         #: Seconds spent waiting, in total (read by the rollout report).
         self.waited = 0.0
 
@@ -91,10 +93,10 @@ class ArmThrottle:
             with self._lock:
                 now = self._clock()
                 estimate = self._estimate(key, now)
-                if estimate is None:
-                    return
-                if estimate >= bucket.floor:
-                    self._state[key] = (estimate - 1, now)
+                if estimate is None or estimate >= bucket.floor:
+                    self._inflight[key] = self._inflight.get(key, 0) + 1
+                    if estimate is not None:
+                        self._state[key] = (estimate - 1, now)
                     return
                 wait = min(self.max_wait,
                            (bucket.floor - estimate + 1) / bucket.refill_per_second)
@@ -102,17 +104,20 @@ class ArmThrottle:
             self._sleep(wait)
 
     def after(self, subscription: str, method: str, headers: Any) -> None:
-        """Record what ARM says is left (``x-ms-ratelimit-remaining-subscription-*``)."""
-        kind = _kind(method)
-        value = headers.get(HEADER.format(kind))
-        if value is None:
-            return
-        try:
-            remaining = float(value)
-        except ValueError:
-            return
+        """Record what ARM says is left (``x-ms-ratelimit-remaining-subscription-*``).
+
+        Requests still in flight will spend from that too, so they are deducted: replies
+        overtaking each other never make the estimate more generous than the truth.
+        """
+        key = (subscription.lower(), _kind(method))
         with self._lock:
-            self._state[(subscription.lower(), kind)] = (remaining, self._clock())
+            inflight = max(0, self._inflight.get(key, 0) - 1)
+            self._inflight[key] = inflight
+            try:
+                remaining = float(headers.get(HEADER.format(key[1])))
+            except (TypeError, ValueError):
+                return
+            self._state[key] = (remaining - inflight, self._clock())
 
     # azure-core CustomHookPolicy callbacks ----------------------------------------------------
 
