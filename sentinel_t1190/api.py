@@ -160,12 +160,15 @@ def plan_target(target: Target, *, rule_ids: Sequence[str] | None = None,
     the changed fields, unchanged, refused). Writes nothing."""
     from . import deploy
 
-    factory = _fleet_factory(cloud, arm_endpoint, logs_endpoint, None, credential,
-                             client_kwargs)
     rules = load_pack().select(rule_ids)
-    with factory(target) as client:  # type: ignore[attr-defined]
-        client.preflight()
-        return deploy.plan(client, rules, force=force, disabled=disabled)
+    with _fleet_factory(cloud, arm_endpoint, logs_endpoint, None, credential,
+                        client_kwargs) as factory:
+        client = factory(target)
+        try:
+            client.preflight()
+            return deploy.plan(client, rules, force=force, disabled=disabled)
+        finally:
+            factory.release(client)
 
 
 def deploy_to_target(target: Target, *, rule_ids: Sequence[str] | None = None,
@@ -180,11 +183,15 @@ def deploy_to_target(target: Target, *, rule_ids: Sequence[str] | None = None,
     """
     from . import deploy
 
-    factory = _fleet_factory(cloud, arm_endpoint, logs_endpoint, None, credential,
-                             client_kwargs)
     rules = load_pack().select(rule_ids)
-    with factory(target) as client:  # type: ignore[attr-defined]
-        return deploy.deploy(client, rules, dry_run=dry_run, disabled=disabled, force=force)
+    with _fleet_factory(cloud, arm_endpoint, logs_endpoint, None, credential,
+                        client_kwargs) as factory:
+        client = factory(target)
+        try:
+            return deploy.deploy(client, rules, dry_run=dry_run, disabled=disabled,
+                                 force=force)
+        finally:
+            factory.release(client)
 
 
 def rollout(targets: Sequence[Target], *, rule_ids: Sequence[str] | None = None,
@@ -214,13 +221,19 @@ def rollout(targets: Sequence[Target], *, rule_ids: Sequence[str] | None = None,
     rules = pack.select(rule_ids)
     previous = (_rollout.load_report(resume_from) if isinstance(resume_from, Path)
                 else resume_from)
-    factory: Any = client_factory or _fleet_factory(cloud, arm_endpoint, logs_endpoint,
-                                                    tenant_id, credential, client_kwargs)
-    return _rollout.rollout(
-        targets, rules, factory, concurrency=concurrency or _rollout.DEFAULT_CONCURRENCY,
-        dry_run=dry_run, disabled=disabled, force=force, prune=prune,
-        keep_ids=[r.id for r in pack.rules], report_path=report_path, resume_from=previous,
-        on_result=on_result, throttle=getattr(factory, "throttle", None))
+    workers = concurrency or _rollout.DEFAULT_CONCURRENCY
+    if client_factory is not None:
+        return _rollout.rollout(
+            targets, rules, client_factory, concurrency=workers, dry_run=dry_run,
+            disabled=disabled, force=force, prune=prune, keep_ids=[r.id for r in pack.rules],
+            report_path=report_path, resume_from=previous, on_result=on_result)
+    with _fleet_factory(cloud, arm_endpoint, logs_endpoint, tenant_id, credential,
+                        {"pool_size": 2 * workers, **client_kwargs}) as factory:
+        return _rollout.rollout(
+            targets, rules, factory, concurrency=workers, dry_run=dry_run,
+            disabled=disabled, force=force, prune=prune, keep_ids=[r.id for r in pack.rules],
+            report_path=report_path, resume_from=previous, on_result=on_result,
+            throttle=factory.throttle)
 
 
 def fleet_status(targets: Sequence[Target], *, rule_ids: Sequence[str] | None = None,
@@ -233,8 +246,8 @@ def fleet_status(targets: Sequence[Target], *, rule_ids: Sequence[str] | None = 
     disabled or auto-disabled; a target that cannot be read is ``failed`` with the reason."""
     from . import rollout as _rollout
 
-    factory = _fleet_factory(cloud, arm_endpoint, logs_endpoint, tenant_id, credential,
-                             client_kwargs)
-    return _rollout.fleet_status(targets, load_pack().select(rule_ids), factory,
-                                 concurrency=concurrency or _rollout.DEFAULT_CONCURRENCY,
-                                 on_result=on_result)
+    workers = concurrency or _rollout.DEFAULT_CONCURRENCY
+    with _fleet_factory(cloud, arm_endpoint, logs_endpoint, tenant_id, credential,
+                        {"pool_size": 2 * workers, **client_kwargs}) as factory:
+        return _rollout.fleet_status(targets, load_pack().select(rule_ids), factory,
+                                     concurrency=workers, on_result=on_result)

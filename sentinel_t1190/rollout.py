@@ -455,21 +455,47 @@ class ArmClientFactory:
     A target with a ``tenant_id`` authenticates in that tenant (a multi-tenant app or a guest
     identity); the others use *tenant_id* (the identity's own tenant: Lighthouse-delegated
     subscriptions are reached from there). *credential_factory* defaults to
-    :func:`sentinel_t1190.azure.credentials.default_credential`.
+    :func:`sentinel_t1190.azure.credentials.default_credential`. All clients share one HTTP
+    connection pool of *pool_size* connections per host (closed by :meth:`close`).
     """
 
     def __init__(self, cloud: Cloud, *, tenant_id: str | None = None,
                  credential_factory: Callable[[Cloud, str | None], TokenCredential] | None = None,
-                 throttle: ArmThrottle | None = None, **client_kwargs: Any) -> None:
+                 throttle: ArmThrottle | None = None, pool_size: int = 32,
+                 **client_kwargs: Any) -> None:
         from .azure.throttle import ArmThrottle
 
         self.cloud = cloud
         self.tenant_id = tenant_id
         self.throttle = throttle or ArmThrottle()
+        self.pool_size = pool_size
         self.client_kwargs = client_kwargs
         self._credential_factory = credential_factory
         self._credentials: dict[str | None, TokenCredential] = {}
+        self._transport: Any = None
         self._lock = threading.Lock()
+
+    def __enter__(self) -> ArmClientFactory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the shared connection pool (clients made afterwards open a new one)."""
+        from .azure.transport import close_transport
+
+        with self._lock:
+            close_transport(self._transport)
+            self._transport = None
+
+    def _shared_transport(self) -> Any:
+        from .azure.transport import pooled_transport
+
+        with self._lock:
+            if self._transport is None and "transport" not in self.client_kwargs:
+                self._transport = pooled_transport(self.pool_size, **self.client_kwargs)
+            return self._transport
 
     def credential(self, tenant_id: str | None) -> TokenCredential:
         """The credential for *tenant_id* (None: the default tenant), built once."""
@@ -484,10 +510,18 @@ class ArmClientFactory:
                     self._credentials[key] = self._credential_factory(self.cloud, key)
             return self._credentials[key]
 
+    @staticmethod
+    def release(client: WorkspaceClient) -> None:
+        """Close a client made by this factory (the shared pool stays open)."""
+        _close(client)
+
     def __call__(self, target: Target) -> WorkspaceClient:
         from .azure import arm
 
         kwargs = {**self.throttle.hooks(), **self.client_kwargs}
+        transport = self._shared_transport()
+        if transport is not None:
+            kwargs["transport"] = transport
         client: WorkspaceClient = arm.workspace_client_for(
             target, self.credential(target.tenant_id), self.cloud, **kwargs)
         return client
