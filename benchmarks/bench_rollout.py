@@ -39,8 +39,8 @@ def main() -> int:
             FleetServer(Path(tmp), latency=args.latency, arm_budget=(200, 10)) as server:
         targets = []
         for i in range(args.workspaces):
-            ws = server.add_fleet_workspace(f"00000000-0000-0000-0000-{i % args.subscriptions:012d}",
-                                            f"rg-{i % 7}", f"ws-{i:04d}")
+            subscription = f"00000000-0000-0000-0000-{i % args.subscriptions:012d}"
+            ws = server.add_fleet_workspace(subscription, f"rg-{i % 7}", f"ws-{i:04d}")
             targets.append(Target(ws.subscription_id, ws.resource_group, ws.name))
         started = time.perf_counter()
         report = api.rollout(targets, concurrency=args.concurrency,
