@@ -1,6 +1,6 @@
 """Benchmark: a rollout to 200 workspaces, 150 ms per request, --concurrency 16.
 
-Runs the real rollout (api.rollout: real SDK clients, retry policy, ARM throttle, report
+Runs the real rollout (api.run_rollout: real SDK clients, retry policy, ARM throttle, report
 written after every target) against the loopback fleet server (tests/fleet_server.py), which
 sleeps ``--latency`` seconds in every request and announces a realistic ARM budget per
 subscription. The ideal time is requests x latency / concurrency (perfect overlap, zero
@@ -43,7 +43,7 @@ def main() -> int:
             ws = server.add_fleet_workspace(subscription, f"rg-{i % 7}", f"ws-{i:04d}")
             targets.append(Target(ws.subscription_id, ws.resource_group, ws.name))
         started = time.perf_counter()
-        report = api.rollout(targets, concurrency=args.concurrency,
+        report = api.run_rollout(targets, concurrency=args.concurrency,
                              report_path=Path(tmp) / "report.json",
                              arm_endpoint=server.arm_endpoint,
                              logs_endpoint=server.logs_endpoint, credential=FakeCredential(),

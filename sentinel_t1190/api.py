@@ -7,6 +7,10 @@
     st.classify("w3wp.exe", "whoami.exe")          # "Reconnaissance"
     [result] = st.hunt_local(["DeviceProcessEvents.csv"], timespan="7d")
     result.to_dict()["summary"]
+
+    targets = st.load_targets(Path("targets.csv"))   # or st.discover_targets()
+    report = st.run_rollout(targets, report_path=Path("report.json"))  # resume_from=...
+    report.summary(), report.failed                  # examples/rollout_script.py
 """
 
 from __future__ import annotations
@@ -194,7 +198,7 @@ def deploy_to_target(target: Target, *, rule_ids: Sequence[str] | None = None,
             factory.release(client)
 
 
-def rollout(targets: Sequence[Target], *, rule_ids: Sequence[str] | None = None,
+def run_rollout(targets: Sequence[Target], *, rule_ids: Sequence[str] | None = None,
             concurrency: int | None = None, dry_run: bool = False, disabled: bool = False,
             force: bool = False, prune: bool = False, report_path: Path | None = None,
             resume_from: Path | RolloutReport | None = None, cloud: str = "AzureCloud",

@@ -155,7 +155,7 @@ def rollout_command(
     todo = len(remaining_targets(fleet, previous)) if previous else len(fleet)
     typer.echo(f"{len(fleet)} workspace(s), {todo} to do; report: {report_path}", err=True)
     with _Progress(todo, dry_run) as progress:
-        result = api.rollout(
+        result = api.run_rollout(
             fleet, rule_ids=rule, concurrency=concurrency, dry_run=dry_run, disabled=disabled,
             force=force, prune=prune, report_path=report_path, resume_from=previous,
             cloud=cloud, arm_endpoint=arm_endpoint, logs_endpoint=logs_endpoint,
