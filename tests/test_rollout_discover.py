@@ -144,3 +144,14 @@ def test_workspace_ids_are_parsed_strictly() -> None:
     with pytest.raises(InputError, match="not a Log Analytics workspace"):
         parse_workspace_id("/subscriptions/x/resourceGroups/g/providers/Microsoft.Compute/"
                            "virtualMachines/vm")
+
+
+def test_discovery_denied_exits_3_through_the_cli(server: FleetServer, cli: Callable[..., Any],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(credentials, "default_credential", lambda cloud, tenant=None:
+                        FakeCredential())
+    server.inject(fail(403, times=-1, contains="resourcegraph", code="AuthorizationFailed",
+                       message="no read access"))
+    run = cli("rollout", "--discover", env=server.env)
+    assert run.code == 3
+    assert run.stderr.startswith("error: Resource Graph: access denied (403)")
