@@ -221,7 +221,8 @@ _FLEET_COLUMNS = ("subscription_id", "resource_group", "workspace", "status", "r
 _STATUS_STYLE = {"created": "green", "updated": "cyan", "unchanged": "dim", "failed": "red",
                  "skipped": "yellow", "would-create": "green", "would-update": "cyan",
                  "pending": "magenta", "in-sync": "green", "drifted": "yellow",
-                 "missing": "red", "disabled": "yellow", "auto-disabled": "red"}
+                 "out-of-sync": "yellow", "missing": "red", "disabled": "yellow",
+                 "auto-disabled": "red"}
 
 
 def _fleet_rows(targets: Sequence[dict[str, Any]], key: str) -> list[dict[str, Any]]:
@@ -274,18 +275,26 @@ def _fleet_table(title: str, rows: Sequence[dict[str, Any]], action_header: str)
     return table
 
 
-def rollout_report(document: dict[str, Any], fmt: OutputFormat, stream: IO[str]) -> None:
-    """The rollout report (``RolloutReport.to_dict()``): JSON, rows, or tables."""
+def _fleet_machine(document: dict[str, Any], key: str, fmt: OutputFormat,
+                   stream: IO[str]) -> list[dict[str, Any]] | None:
+    """Write JSON / NDJSON / CSV and return None; for tables, return the rows to show."""
     if fmt is OutputFormat.json:
         write_json(document, stream)
-        return
-    rows = _fleet_rows(document["targets"], "action")
+        return None
+    rows = _fleet_rows(document["targets"], key)
     if fmt in (OutputFormat.ndjson, OutputFormat.csv):
         write_rows(rows, _FLEET_COLUMNS, fmt, stream)
+        return None
+    return rows
+
+
+def rollout_report(document: dict[str, Any], fmt: OutputFormat, stream: IO[str]) -> None:
+    """The rollout report (``RolloutReport.to_dict()``): JSON, rows, or tables."""
+    rows = _fleet_machine(document, "action", fmt, stream)
+    if rows is None:
         return
     console = _console(stream)
-    plan = document.get("dry_run")
-    if plan:
+    if document.get("dry_run"):
         console.print(_fleet_table("fleet plan (dry run: nothing written)", rows, "action"))
     else:
         shown = [r for r in rows if r["status"] != "unchanged"]
@@ -302,12 +311,8 @@ def rollout_report(document: dict[str, Any], fmt: OutputFormat, stream: IO[str])
 
 def fleet_status(document: dict[str, Any], fmt: OutputFormat, stream: IO[str]) -> None:
     """``status --targets/--discover``: one row per target and rule."""
-    if fmt is OutputFormat.json:
-        write_json(document, stream)
-        return
-    rows = _fleet_rows(document["targets"], "state")
-    if fmt in (OutputFormat.ndjson, OutputFormat.csv):
-        write_rows(rows, _FLEET_COLUMNS, fmt, stream)
+    rows = _fleet_machine(document, "state", fmt, stream)
+    if rows is None:
         return
     console = _console(stream)
     console.print(_fleet_table("fleet status", rows, "state"))

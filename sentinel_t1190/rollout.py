@@ -381,7 +381,7 @@ class TargetState:
     def state(self) -> str:
         if self.result is None:
             return "failed"
-        return "in-sync" if self.result.in_sync else "drifted"
+        return "in-sync" if self.result.in_sync else "out-of-sync"
 
     def to_dict(self) -> dict[str, Any]:
         t = self.target
@@ -402,7 +402,7 @@ class FleetStatus:
         return all(t.state == "in-sync" for t in self.targets)
 
     def summary(self) -> dict[str, int]:
-        counts = {"total": len(self.targets), "in-sync": 0, "drifted": 0, "failed": 0}
+        counts = {"total": len(self.targets), "in-sync": 0, "out-of-sync": 0, "failed": 0}
         rules = dict.fromkeys((s.value for s in RuleState), 0)
         for t in self.targets:
             counts[t.state] += 1

@@ -347,8 +347,8 @@ def test_fleet_status_reports_every_workspace_and_rule(
     doc = run.json()
     states = {t["workspace"]: (t["status"], [r["state"] for r in t["rules"]])
               for t in doc["targets"]}
-    assert states == {"ws-000": ("in-sync", ["in-sync"]), "ws-001": ("drifted", ["drifted"]),
-                      "ws-002": ("failed", []), "ws-003": ("drifted", ["missing"])}
+    assert states == {"ws-000": ("in-sync", ["in-sync"]), "ws-001": ("out-of-sync", ["drifted"]),
+                      "ws-002": ("failed", []), "ws-003": ("out-of-sync", ["missing"])}
     drift = by_workspace(doc)["ws-001"]["rules"][0]["changes"]
     assert {"field": "queryFrequency", "from": "PT5H", "to": "PT1H"} in drift
     assert "403" in by_workspace(doc)["ws-002"]["error"]
