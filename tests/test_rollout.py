@@ -415,3 +415,33 @@ def test_report_round_trips_and_a_dry_run_report_finishes_nothing(tmp_path: Path
     real = RolloutReport(list(loaded.targets))
     assert remaining_targets(fleet, real) == fleet  # would-create is not done either
     assert resource_name(load_pack(ROOT).rules[0]) == RULE_ID
+
+
+def test_never_more_workspaces_at_once_than_the_concurrency(tmp_path: Path) -> None:
+    import threading
+
+    active = [0, 0]  # now, peak
+    lock = threading.Lock()
+
+    with FleetServer(tmp_path, latency=0.02) as server:
+        fleet = make_fleet(server, 12)
+        real = factory(server)
+
+        class Counted:
+            def __init__(self, target: Target) -> None:
+                self._client = real(target)
+                with lock:
+                    active[0] += 1
+                    active[1] = max(active[1], active[0])
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(self._client, name)
+
+            def close(self) -> None:
+                with lock:
+                    active[0] -= 1
+                self._client.close()
+
+        report = rollout(targets_of(fleet), load_pack(ROOT).rules, Counted, concurrency=3)
+    assert report.summary()["created"] == 12
+    assert active == [0, 3]
