@@ -51,8 +51,8 @@ __all__ = [
     "remaining_targets", "rollout", "write_report",
 ]
 
-#: Workers by default: well under ARM's per-subscription budgets even when every target
-#: shares one subscription (6 requests a target, ~1 s each at worst).
+#: Workers by default. Modest on purpose: a fleet in one subscription shares one ARM budget
+#: (the throttle slows workers down when it runs low); spread fleets can use more.
 DEFAULT_CONCURRENCY = 8
 
 #: Builds the workspace client of one target (called from worker threads).

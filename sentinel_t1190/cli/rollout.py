@@ -119,7 +119,7 @@ def rollout_command(
     report: Annotated[Path | None, typer.Option(
         "--report", dir_okay=False, metavar="FILE",
         help="Where to keep the report, rewritten after every target. Default: the --resume "
-        "file, else sentinel-t1190-rollout-<UTC time>.json.")] = None,
+        "file, else sentinel-t1190-rollout-<UTC time>.json (none for --dry-run).")] = None,
     resume: Annotated[Path | None, typer.Option(
         "--resume", dir_okay=False, metavar="REPORT",
         help="Redo only the targets this earlier report lists as failed or not done.")] = None,
@@ -151,9 +151,10 @@ def rollout_command(
     azure = {"cloud": cloud, "tenant_id": tenant_id, "arm_endpoint": arm_endpoint}
     previous = load_report(resume) if resume is not None else None
     fleet = _targets(targets, discover, subscription_id, azure, previous)
-    report_path = report or resume or _default_report()
+    report_path = report or resume or (None if dry_run else _default_report())
     todo = len(remaining_targets(fleet, previous)) if previous else len(fleet)
-    typer.echo(f"{len(fleet)} workspace(s), {todo} to do; report: {report_path}", err=True)
+    typer.echo(f"{len(fleet)} workspace(s), {todo} to do; report: {report_path or 'none'}",
+               err=True)
     with _Progress(todo, dry_run) as progress:
         result = api.run_rollout(
             fleet, rule_ids=rule, concurrency=concurrency, dry_run=dry_run, disabled=disabled,
