@@ -162,6 +162,9 @@ def _pages(client: Any, query: str, subscriptions: Sequence[str] | None,
         yield rows
         token = response.skip_token
         if not token:
+            if str(response.result_truncated).lower() == "true":
+                raise AzureServiceError("Resource Graph truncated the workspace list without "
+                                        "a $skipToken to page on; narrow --subscription-id")
             return
         if token in seen:
             raise AzureServiceError("Resource Graph returned the same $skipToken twice")
