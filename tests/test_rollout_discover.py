@@ -12,9 +12,9 @@ from sentinel_t1190.azure import credentials, resourcegraph
 from sentinel_t1190.azure.clouds import resolve_cloud
 from sentinel_t1190.azure.resourcegraph import QueryPacer, discover_workspaces, parse_workspace_id
 from sentinel_t1190.deploy import Target
-from sentinel_t1190.errors import AuthError, InputError
+from sentinel_t1190.errors import AuthError, AzureServiceError, InputError
 from sentinel_t1190.targets import target_key
-from tests.azure_server import fail
+from tests.azure_server import Reply, fail
 from tests.fleet_server import FakeCredential, FleetServer, client_kwargs
 
 OWN = "00000000-0000-0000-0000-00000000000a"
@@ -155,3 +155,15 @@ def test_discovery_denied_exits_3_through_the_cli(server: FleetServer, cli: Call
     run = cli("rollout", "--discover", env=server.env)
     assert run.code == 3
     assert run.stderr.startswith("error: Resource Graph: access denied (403)")
+
+
+def test_a_truncated_result_is_an_error_not_a_short_list(server: FleetServer) -> None:
+    def truncated(request: Any) -> Reply | None:
+        if "resourcegraph" not in request.path.lower():
+            return None
+        return Reply(200, {"totalRecords": 5000, "count": 1000, "resultTruncated": "true",
+                           "facets": [], "data": []})
+
+    server.inject(truncated)
+    with graph(server) as client, pytest.raises(AzureServiceError, match="truncated"):
+        discover_workspaces(client, pacer=fast_pacer())
