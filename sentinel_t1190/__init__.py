@@ -6,7 +6,18 @@ The public API lives in :mod:`sentinel_t1190.api` and is re-exported here.
 from __future__ import annotations
 
 from ._version import __version__
-from .api import classify, hunt_local, load_pack, validate
+from .api import (
+    classify,
+    deploy_to_target,
+    discover_targets,
+    fleet_status,
+    hunt_local,
+    load_pack,
+    load_targets,
+    plan_target,
+    run_rollout,
+    validate,
+)
 from .errors import (
     AuthError,
     AzureServiceError,
@@ -22,6 +33,7 @@ from .rules import Finding, HuntingQuery, Pack, Rule
 __all__ = [
     "AuthError", "AzureServiceError", "ExitCode", "Finding", "HuntResult", "HuntingQuery",
     "InputError", "Pack", "PartialResultError", "Rule", "SentinelT1190Error",
-    "UnsupportedQueryError", "Window", "__version__", "classify", "hunt_local", "load_pack",
-    "validate",
+    "UnsupportedQueryError", "Window", "__version__", "classify", "deploy_to_target",
+    "discover_targets", "fleet_status", "hunt_local", "load_pack", "load_targets", "plan_target",
+    "run_rollout", "validate",
 ]

@@ -7,6 +7,10 @@
     st.classify("w3wp.exe", "whoami.exe")          # "Reconnaissance"
     [result] = st.hunt_local(["DeviceProcessEvents.csv"], timespan="7d")
     result.to_dict()["summary"]
+
+    targets = st.load_targets(Path("targets.csv"))   # or st.discover_targets()
+    report = st.run_rollout(targets, report_path=Path("report.json"))  # resume_from=...
+    report.summary(), report.failed                  # examples/rollout_script.py
 """
 
 from __future__ import annotations
@@ -30,6 +34,20 @@ _GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 if TYPE_CHECKING:
     from .livehunt import LiveHuntResult, LiveOptions, LogsQuerier, RowSink
     from .render import OutputFormat
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
+    from .azure.arm import SentinelWorkspaceClient
+    from .deploy import DeployResult, RulePlan, Target
+    from .rollout import (
+        ArmClientFactory,
+        ClientFactory,
+        FleetStatus,
+        RolloutReport,
+        TargetResult,
+        TargetState,
+    )
 
 
 def load_pack(root: Path | None = None) -> Pack:
@@ -153,3 +171,171 @@ def hunt_live(
                                        "incomplete, so the next run searches this window again")
         results.append(result)
     return results
+
+
+def workspace_client(
+    target: Target,
+    *,
+    cloud: str = "AzureCloud",
+    arm_endpoint: str | None = None,
+    logs_endpoint: str | None = None,
+    credential: TokenCredential | None = None,
+    **client_kwargs: Any,
+) -> SentinelWorkspaceClient:
+    """The client ``deploy.deploy/status/remove`` take, for one workspace.
+
+    *credential* defaults to DefaultAzureCredential in the target's tenant; *client_kwargs*
+    (``retry_total``, ``retry_backoff_factor``, hooks...) go to the Azure SDK clients.
+    """
+    from .azure import arm, credentials
+    from .azure.clouds import resolve_cloud
+
+    where = resolve_cloud(cloud, arm_endpoint=arm_endpoint, logs_endpoint=logs_endpoint)
+    token = credential or credentials.default_credential(where, target.tenant_id)
+    return arm.workspace_client_for(target, token, where, **client_kwargs)
+
+
+# --- fleets: plan / deploy to one target / rollout / fleet status (issue 5) --------------------
+
+
+def _fleet_factory(cloud: str, arm_endpoint: str | None, logs_endpoint: str | None,
+                   tenant_id: str | None, credential: TokenCredential | None,
+                   client_kwargs: dict[str, Any]) -> ArmClientFactory:
+    from .azure.clouds import resolve_cloud
+    from .rollout import ArmClientFactory
+
+    where = resolve_cloud(cloud, arm_endpoint=arm_endpoint, logs_endpoint=logs_endpoint)
+    fixed = (lambda _cloud, _tenant: credential) if credential is not None else None
+    return ArmClientFactory(where, tenant_id=tenant_id, credential_factory=fixed,
+                            **client_kwargs)
+
+
+def load_targets(path: Path) -> list[Target]:
+    """Targets from a YAML or CSV file (subscription_id, resource_group, workspace, tenant_id).
+
+    Raises InputError naming every bad line.
+    """
+    from .targets import load_targets as _load
+
+    return _load(path)
+
+
+def discover_targets(*, subscriptions: Sequence[str] | None = None, cloud: str = "AzureCloud",
+                     arm_endpoint: str | None = None, tenant_id: str | None = None,
+                     credential: TokenCredential | None = None,
+                     **client_kwargs: Any) -> list[Target]:
+    """Every Sentinel-enabled workspace the identity sees, through Azure Resource Graph.
+
+    All visible subscriptions (Azure Lighthouse-delegated ones included) unless
+    *subscriptions* narrows them. *credential* defaults to DefaultAzureCredential in
+    *tenant_id*; *client_kwargs* go to the ResourceGraphClient.
+    """
+    from .azure import resourcegraph
+
+    factory = _fleet_factory(cloud, arm_endpoint, None, tenant_id, credential, {})
+    client = resourcegraph.graph_client(factory.credential(None), factory.cloud,
+                                        **client_kwargs)
+    with client:
+        return resourcegraph.discover_workspaces(client, subscriptions=subscriptions)
+
+
+def plan_target(target: Target, *, rule_ids: Sequence[str] | None = None,
+                force: bool = False, disabled: bool = False, cloud: str = "AzureCloud",
+                arm_endpoint: str | None = None, logs_endpoint: str | None = None,
+                credential: TokenCredential | None = None,
+                **client_kwargs: Any) -> list[RulePlan]:
+    """What ``deploy`` would do at one workspace, per rule (would-create, would-update with
+    the changed fields, unchanged, refused). Writes nothing."""
+    from . import deploy
+
+    rules = load_pack().select(rule_ids)
+    with _fleet_factory(cloud, arm_endpoint, logs_endpoint, None, credential,
+                        client_kwargs) as factory:
+        client = factory(target)
+        try:
+            client.preflight()
+            return deploy.plan(client, rules, force=force, disabled=disabled)
+        finally:
+            factory.release(client)
+
+
+def deploy_to_target(target: Target, *, rule_ids: Sequence[str] | None = None,
+                     dry_run: bool = False, disabled: bool = False, force: bool = False,
+                     cloud: str = "AzureCloud", arm_endpoint: str | None = None,
+                     logs_endpoint: str | None = None, credential: TokenCredential | None = None,
+                     **client_kwargs: Any) -> DeployResult:
+    """``deploy`` for one workspace: pre-flight, plan, write, read back.
+
+    Raises AuthError / InputError / AzureServiceError; ``result.failed`` lists rules whose
+    write or read-back failed. ``result.to_dict()`` is the deploy JSON.
+    """
+    from . import deploy
+
+    rules = load_pack().select(rule_ids)
+    with _fleet_factory(cloud, arm_endpoint, logs_endpoint, None, credential,
+                        client_kwargs) as factory:
+        client = factory(target)
+        try:
+            return deploy.deploy(client, rules, dry_run=dry_run, disabled=disabled,
+                                 force=force)
+        finally:
+            factory.release(client)
+
+
+def run_rollout(targets: Sequence[Target], *, rule_ids: Sequence[str] | None = None,
+            concurrency: int | None = None, dry_run: bool = False, disabled: bool = False,
+            force: bool = False, prune: bool = False, report_path: Path | None = None,
+            resume_from: Path | RolloutReport | None = None, cloud: str = "AzureCloud",
+            arm_endpoint: str | None = None, logs_endpoint: str | None = None,
+            tenant_id: str | None = None, credential: TokenCredential | None = None,
+            on_result: Callable[[TargetResult], None] | None = None,
+            client_factory: ClientFactory | None = None,
+            **client_kwargs: Any) -> RolloutReport:
+    """Deploy the pack (or *rule_ids*) to every target; the report says what happened where.
+
+    Bounded by *concurrency* (default 8) worker threads; one target's failure never stops
+    the others. *report_path* is rewritten after every target (atomically), so an interrupted
+    run loses nothing; pass it (or the loaded report) back as *resume_from* to redo only
+    what failed or never ran. *prune* also deletes rules this tool deployed that are no
+    longer in the pack (never any other rule). A target's ``tenant_id`` picks the tenant to
+    authenticate in (DefaultAzureCredential per tenant), else *tenant_id*; *credential*
+    replaces that with one credential for all. *client_kwargs* (``retry_total``,
+    ``retry_backoff_factor``, ``connection_verify``…) go to the Azure SDK clients.
+    ``report.failed`` lists failed targets; ``report.to_dict()`` is the report JSON.
+    """
+    from . import rollout as _rollout
+
+    pack = load_pack()
+    rules = pack.select(rule_ids)
+    previous = (_rollout.load_report(resume_from) if isinstance(resume_from, Path)
+                else resume_from)
+    workers = concurrency or _rollout.DEFAULT_CONCURRENCY
+    if client_factory is not None:
+        return _rollout.rollout(
+            targets, rules, client_factory, concurrency=workers, dry_run=dry_run,
+            disabled=disabled, force=force, prune=prune, keep_ids=[r.id for r in pack.rules],
+            report_path=report_path, resume_from=previous, on_result=on_result)
+    with _fleet_factory(cloud, arm_endpoint, logs_endpoint, tenant_id, credential,
+                        {"pool_size": 2 * workers, **client_kwargs}) as factory:
+        return _rollout.rollout(
+            targets, rules, factory, concurrency=workers, dry_run=dry_run,
+            disabled=disabled, force=force, prune=prune, keep_ids=[r.id for r in pack.rules],
+            report_path=report_path, resume_from=previous, on_result=on_result,
+            throttle=factory.throttle)
+
+
+def fleet_status(targets: Sequence[Target], *, rule_ids: Sequence[str] | None = None,
+                 concurrency: int | None = None, cloud: str = "AzureCloud",
+                 arm_endpoint: str | None = None, logs_endpoint: str | None = None,
+                 tenant_id: str | None = None, credential: TokenCredential | None = None,
+                 on_result: Callable[[TargetState], None] | None = None,
+                 **client_kwargs: Any) -> FleetStatus:
+    """``status`` for every target: per rule in-sync, drifted (with field diffs), missing,
+    disabled or auto-disabled; a target that cannot be read is ``failed`` with the reason."""
+    from . import rollout as _rollout
+
+    workers = concurrency or _rollout.DEFAULT_CONCURRENCY
+    with _fleet_factory(cloud, arm_endpoint, logs_endpoint, tenant_id, credential,
+                        {"pool_size": 2 * workers, **client_kwargs}) as factory:
+        return _rollout.fleet_status(targets, load_pack().select(rule_ids), factory,
+                                     concurrency=workers, on_result=on_result)

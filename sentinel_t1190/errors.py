@@ -43,3 +43,7 @@ class AzureServiceError(SentinelT1190Error):
 
 class PartialResultError(AzureServiceError):
     """Some of the requested data could not be returned and partial results were not allowed."""
+
+
+class ConflictError(AzureServiceError):
+    """Azure refused a write because the resource changed meanwhile (409), even after a retry."""

@@ -106,7 +106,7 @@ def _row_dict(columns: Sequence[str], row: Iterable[Any]) -> dict[str, Any]:
 def required_columns(rule: Rule, query: str) -> dict[str, set[str]]:
     """Per table the rule reads: the schema columns its query names."""
     names = referenced_columns(query)
-    return {t: names & table_schema(t).columns.keys() for t in rule.tables}
+    return {t: set(names & table_schema(t).columns.keys()) for t in rule.tables}
 
 
 def check_labels(rows: Iterable[dict[str, Any]]) -> list[str]:

@@ -1,0 +1,90 @@
+"""`deploy`: create or update the pack's rules in one Sentinel workspace (plan first)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from .. import render
+from ..errors import ExitCode
+from ..render import OutputFormat
+from .app import app
+from .common import (
+    ArmEndpoint,
+    CloudOpt,
+    Debug,
+    LogsEndpoint,
+    Out,
+    Output,
+    ResourceGroup,
+    RuleIds,
+    SubscriptionId,
+    TenantId,
+    Verbose,
+    Workspace,
+    command,
+    output_stream,
+    warn,
+)
+
+if TYPE_CHECKING:
+    from ..azure.arm import SentinelWorkspaceClient
+    from ..deploy import Target
+
+
+def connect(target: Target, cloud: str, arm_endpoint: str | None,
+            logs_endpoint: str | None) -> SentinelWorkspaceClient:
+    """The workspace client for a command's target options (deploy, status, remove)."""
+    from .. import api
+
+    return api.workspace_client(target, cloud=cloud, arm_endpoint=arm_endpoint,
+                                logs_endpoint=logs_endpoint)
+
+
+@app.command("deploy")
+@command
+def deploy_command(
+    subscription_id: SubscriptionId,
+    resource_group: ResourceGroup,
+    workspace: Workspace,
+    rule: RuleIds = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Show the plan (created/updated with field diffs/unchanged); "
+        "write nothing.")] = False,
+    disabled: Annotated[bool, typer.Option(
+        "--disabled", help="Deploy the rules disabled.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Deploy even when the workspace lacks a table or column the rule "
+        "reads (Sentinel will auto-disable it).")] = False,
+    output: Output = OutputFormat.table,
+    out: Out = None,
+    cloud: CloudOpt = "AzureCloud",
+    tenant_id: TenantId = None,
+    arm_endpoint: ArmEndpoint = None,
+    logs_endpoint: LogsEndpoint = None,
+    verbose: Verbose = False,
+    debug: Debug = False,
+) -> int:
+    """Create or update the pack's rules in a Sentinel workspace, idempotently.
+
+    Checks the workspace, Sentinel on it and each rule's table first; shows per rule
+    created / updated (with the changed fields) / unchanged / refused. Unchanged rules are
+    not written; every write is read back. Exit 2 when a rule is refused.
+    """
+    from .. import api
+    from ..deploy import Target, deploy
+
+    rules = api.load_pack().select(rule)
+    target = Target(subscription_id, resource_group, workspace, tenant_id)
+    with connect(target, cloud, arm_endpoint, logs_endpoint) as client:
+        result = deploy(client, rules, dry_run=dry_run, disabled=disabled, force=force)
+    with output_stream(out) as stream:
+        render.deploy_result(result, output, stream)
+    for step in result.refused:
+        warn(f"rule {step.rule.id} refused: {step.reason}")
+    for step in result.failed:
+        typer.echo(f"error: rule {step.rule.id}: {step.reason}", err=True)
+    if result.failed:
+        return ExitCode.SERVICE
+    return ExitCode.USAGE if result.refused else ExitCode.OK

@@ -1,0 +1,188 @@
+"""`rollout`: the pack to many workspaces, resumable, with a report written as it goes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from .. import api, render
+from ..errors import ExitCode, InputError
+from ..render import OutputFormat
+from .app import app
+from .common import (
+    ArmEndpoint,
+    CloudOpt,
+    Debug,
+    LogsEndpoint,
+    Out,
+    Output,
+    RuleIds,
+    TenantId,
+    Verbose,
+    command,
+    output_stream,
+)
+
+if TYPE_CHECKING:
+    from ..deploy import Target
+    from ..rollout import RolloutReport, TargetResult
+
+TargetsFile = Annotated[Path | None, typer.Option(
+    "--targets", dir_okay=False, metavar="FILE",
+    help="YAML or CSV inventory: subscription_id, resource_group, workspace, optional "
+    "tenant_id (camelCase headers work too).")]
+Discover = Annotated[bool, typer.Option(
+    "--discover", help="Find every Sentinel-enabled workspace the identity can see with Azure "
+    "Resource Graph (Lighthouse-delegated subscriptions included).")]
+DiscoverSubscriptions = Annotated[list[str] | None, typer.Option(
+    "--subscription-id", metavar="GUID",
+    help="With --discover: only these subscriptions (repeatable).")]
+Concurrency = Annotated[int, typer.Option(
+    "--concurrency", "-j", min=1, max=64, help="Workspaces worked on at once.")]
+
+
+def _targets(targets: Path | None, discover: bool, subscriptions: list[str] | None,
+             azure: dict[str, Any], previous: RolloutReport | None) -> list[Target]:
+    if targets is not None and discover:
+        raise InputError("give --targets FILE or --discover, not both")
+    if subscriptions and not discover:
+        raise InputError("--subscription-id filters --discover; with --targets, edit the file")
+    if targets is not None:
+        return api.load_targets(targets)
+    if discover:
+        found = api.discover_targets(subscriptions=subscriptions, cloud=azure["cloud"],
+                                     arm_endpoint=azure["arm_endpoint"],
+                                     tenant_id=azure["tenant_id"])
+        if not found:
+            raise InputError("--discover found no Sentinel-enabled workspace the identity "
+                             "can see")
+        return found
+    if previous is not None:
+        return [r.target for r in previous.targets]
+    raise InputError("which workspaces? give --targets FILE or --discover "
+                     "(or --resume REPORT to finish an earlier run)")
+
+
+def _default_report() -> Path:
+    return Path(f"sentinel-t1190-rollout-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json")
+
+
+class _Progress:
+    """A rich progress bar on stderr with counts by status."""
+
+    def __init__(self, total: int, dry_run: bool) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.counts: dict[str, int] = {}
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("{task.fields[counts]}"),
+            console=Console(stderr=True), transient=False)
+        self.task = self.progress.add_task("planning" if dry_run else "deploying",
+                                           total=total, counts="")
+
+    def __enter__(self) -> _Progress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, result: TargetResult) -> None:
+        status = result.status.value
+        self.counts[status] = self.counts.get(status, 0) + 1
+        text = "  ".join(f"{k} {v}" for k, v in sorted(self.counts.items()))
+        self.progress.update(self.task, advance=1, counts=text)
+
+
+@app.command("rollout")
+@command
+def rollout_command(
+    targets: TargetsFile = None,
+    discover: Discover = False,
+    subscription_id: DiscoverSubscriptions = None,
+    rule: RuleIds = None,
+    concurrency: Concurrency = 8,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print the fleet plan (target x rule x action); write nothing.")
+    ] = False,
+    report: Annotated[Path | None, typer.Option(
+        "--report", dir_okay=False, metavar="FILE",
+        help="Where to keep the report, rewritten after every target. Default: the --resume "
+        "file, else sentinel-t1190-rollout-<UTC time>.json (none for --dry-run).")] = None,
+    resume: Annotated[Path | None, typer.Option(
+        "--resume", dir_okay=False, metavar="REPORT",
+        help="Redo only the targets this earlier report lists as failed or not done.")] = None,
+    prune: Annotated[bool, typer.Option(
+        "--prune", help="Also delete rules this tool deployed that are no longer in the pack "
+        "(never any rule it did not create).")] = False,
+    disabled: Annotated[bool, typer.Option(
+        "--disabled", help="Deploy the rules disabled.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Deploy even where the rule's table or columns are missing.")] = False,
+    cloud: CloudOpt = "AzureCloud",
+    tenant_id: TenantId = None,
+    arm_endpoint: ArmEndpoint = None,
+    logs_endpoint: LogsEndpoint = None,
+    output: Output = OutputFormat.table,
+    out: Out = None,
+    verbose: Verbose = False,
+    debug: Debug = False,
+) -> int:
+    """Deploy the pack to many workspaces: --targets FILE or --discover.
+
+    Each workspace gets the same pre-flight, plan, write and read-back as `deploy`; one
+    failing workspace never stops the others. The report (JSON) is rewritten after every
+    workspace, so an interrupted run loses nothing: --resume REPORT then redoes only what
+    failed or never ran. Exit 1 if any workspace failed.
+    """
+    from ..rollout import load_report, remaining_targets
+
+    azure = {"cloud": cloud, "tenant_id": tenant_id, "arm_endpoint": arm_endpoint}
+    previous = load_report(resume) if resume is not None else None
+    fleet = _targets(targets, discover, subscription_id, azure, previous)
+    report_path = report or resume or (None if dry_run else _default_report())
+    todo = len(remaining_targets(fleet, previous)) if previous else len(fleet)
+    typer.echo(f"{len(fleet)} workspace(s), {todo} to do; report: {report_path or 'none'}",
+               err=True)
+    with _Progress(todo, dry_run) as progress:
+        result = api.run_rollout(
+            fleet, rule_ids=rule, concurrency=concurrency, dry_run=dry_run, disabled=disabled,
+            force=force, prune=prune, report_path=report_path, resume_from=previous,
+            cloud=cloud, arm_endpoint=arm_endpoint, logs_endpoint=logs_endpoint,
+            tenant_id=tenant_id, on_result=progress)
+    with output_stream(out) as stream:
+        render.rollout_report(result.to_dict(), output, stream)
+    return ExitCode.FOUND if result.failed else ExitCode.OK
+
+
+def fleet_status(targets: Path | None, discover: bool, subscription_id: str | None,
+                 resource_group: str | None, workspace: str | None, rule: list[str] | None,
+                 concurrency: int, cloud: str, tenant_id: str | None, arm_endpoint: str | None,
+                 logs_endpoint: str | None, output: OutputFormat, out: Path | None) -> int:
+    """`status --targets FILE | --discover`: every workspace's status in one table / JSON."""
+    if resource_group or workspace:
+        raise InputError("--resource-group/--workspace name one workspace; with --targets or "
+                         "--discover leave them out")
+    azure = {"cloud": cloud, "tenant_id": tenant_id, "arm_endpoint": arm_endpoint}
+    subscriptions = [subscription_id] if subscription_id and discover else None
+    if subscription_id and not discover:
+        raise InputError("--subscription-id names one workspace's subscription; with "
+                         "--targets, edit the file")
+    fleet = _targets(targets, discover, subscriptions, azure, None)
+    result = api.fleet_status(fleet, rule_ids=rule, concurrency=concurrency, cloud=cloud,
+                              arm_endpoint=arm_endpoint, logs_endpoint=logs_endpoint,
+                              tenant_id=tenant_id)
+    with output_stream(out) as stream:
+        render.fleet_status(result.to_dict(), output, stream)
+    return ExitCode.OK if result.in_sync else ExitCode.FOUND

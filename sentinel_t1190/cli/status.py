@@ -1,0 +1,82 @@
+"""`status`: is what is deployed what the pack says? in-sync, drifted, missing, disabled..."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .. import render
+from ..errors import ExitCode, InputError
+from ..render import OutputFormat
+from .app import app
+from .common import (
+    ArmEndpoint,
+    CloudOpt,
+    Debug,
+    LogsEndpoint,
+    Out,
+    Output,
+    RuleIds,
+    TenantId,
+    Verbose,
+    command,
+    output_stream,
+)
+from .deploy import connect
+from .rollout import Concurrency, Discover, TargetsFile, fleet_status
+
+# The single-workspace target options are optional here, so the fleet forms
+# (--targets FILE / --discover, added by rollout) can stand in for them.
+OptSubscription = Annotated[str | None, typer.Option(
+    "--subscription-id", envvar="AZURE_SUBSCRIPTION_ID", help="Subscription of the workspace.")]
+OptResourceGroup = Annotated[str | None, typer.Option(
+    "--resource-group", "-g", help="Resource group of the workspace.")]
+OptWorkspace = Annotated[str | None, typer.Option(
+    "--workspace", "-w", help="Log Analytics workspace name (Sentinel-enabled).")]
+
+
+@app.command("status")
+@command
+def status_command(
+    subscription_id: OptSubscription = None,
+    resource_group: OptResourceGroup = None,
+    workspace: OptWorkspace = None,
+    rule: RuleIds = None,
+    targets: TargetsFile = None,
+    discover: Discover = False,
+    concurrency: Concurrency = 8,
+    output: Output = OutputFormat.table,
+    out: Out = None,
+    cloud: CloudOpt = "AzureCloud",
+    tenant_id: TenantId = None,
+    arm_endpoint: ArmEndpoint = None,
+    logs_endpoint: LogsEndpoint = None,
+    verbose: Verbose = False,
+    debug: Debug = False,
+) -> int:
+    """Compare the deployed rules with the pack: in-sync, drifted (with the changed fields),
+    missing, disabled, auto-disabled. Exit 1 when any rule is not in sync.
+
+    One workspace (--subscription-id, --resource-group, --workspace), or a fleet:
+    --targets FILE or --discover (--subscription-id then narrows the discovery).
+    """
+    from .. import api
+    from ..deploy import Target, status
+
+    # Extension point: fleet forms (--targets/--discover) branch here, before the single
+    # target is required.
+    if targets is not None or discover:
+        return fleet_status(targets, discover, subscription_id, resource_group, workspace,
+                            rule, concurrency, cloud, tenant_id, arm_endpoint, logs_endpoint,
+                            output, out)
+    if not (subscription_id and resource_group and workspace):
+        raise InputError("give the workspace: --subscription-id, --resource-group and "
+                         "--workspace")
+    rules = api.load_pack().select(rule)
+    target = Target(subscription_id, resource_group, workspace, tenant_id)
+    with connect(target, cloud, arm_endpoint, logs_endpoint) as client:
+        result = status(client, rules)
+    with output_stream(out) as stream:
+        render.status_result(result, output, stream)
+    return ExitCode.OK if result.in_sync else ExitCode.FOUND

@@ -1,0 +1,447 @@
+"""Fleet rollout through the REAL SDK clients against tests/fleet_server.py (loopback HTTPS).
+
+Issue 5's reliability case: 50 workspaces, ~10 % transient 429/503 replies and one workspace
+answering 403 every time -> 49 deployed, 1 failed with the reason; a second run writes
+nothing; --resume touches only the failed workspace; a killed run resumes to every target
+done once; --prune removes only rules the tool deployed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sentinel_t1190.alert_rule import resource_name
+from sentinel_t1190.azure import credentials
+from sentinel_t1190.azure.clouds import resolve_cloud
+from sentinel_t1190.deploy import Target
+from sentinel_t1190.rollout import (
+    ArmClientFactory,
+    RolloutReport,
+    TargetStatus,
+    load_report,
+    remaining_targets,
+    rollout,
+)
+from sentinel_t1190.rules import load_pack
+from tests.azure_server import Workspace
+from tests.fleet_server import (
+    FakeCredential,
+    FleetServer,
+    TransientFaults,
+    client_kwargs,
+    forbidden,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+RULE_ID = "5b8c3f1e-7d2a-4e6b-9c41-0f3a8e2d1b77"
+FOREIGN = "0f9e8d7c-6b5a-4321-8765-43210fedcba9"  # a customer's own rule, never ours
+
+
+def sub(n: int) -> str:
+    return f"00000000-0000-0000-0000-{n:012d}"
+
+
+@pytest.fixture
+def credential(monkeypatch: pytest.MonkeyPatch) -> FakeCredential:
+    fake = FakeCredential()
+    monkeypatch.setattr(credentials, "default_credential", lambda cloud, tenant=None: fake)
+    return fake
+
+
+def make_fleet(server: FleetServer, count: int, subscriptions: int = 5) -> list[Workspace]:
+    return [server.add_fleet_workspace(sub(i % subscriptions), f"rg-{i % 3}", f"ws-{i:03d}")
+            for i in range(count)]
+
+
+def write_targets(path: Path, workspaces: list[Workspace]) -> Path:
+    lines = ["subscription_id,resource_group,workspace"]
+    lines += [f"{w.subscription_id},{w.resource_group},{w.name}" for w in workspaces]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def factory(server: FleetServer, **kwargs: Any) -> ArmClientFactory:
+    cloud = resolve_cloud("AzureCloud", arm_endpoint=server.arm_endpoint,
+                          logs_endpoint=server.logs_endpoint)
+    return ArmClientFactory(cloud, credential_factory=lambda _c, _t: FakeCredential(),
+                            **client_kwargs(server), **kwargs)
+
+
+def targets_of(workspaces: list[Workspace]) -> list[Target]:
+    return [Target(w.subscription_id, w.resource_group, w.name) for w in workspaces]
+
+
+def by_workspace(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {t["workspace"]: t for t in report["targets"]}
+
+
+# --- the reliability case, through the CLI ----------------------------------------------------
+
+
+def test_fifty_targets_transient_faults_and_one_forbidden(
+        cli: Callable[..., Any], tmp_path: Path, credential: FakeCredential) -> None:
+    with FleetServer(tmp_path) as server:
+        fleet = make_fleet(server, 50)
+        denied = fleet[17]
+        deny = forbidden(server.key(denied))
+        # One retry each at most: the CLI keeps its real back-off, whose first retry is at once.
+        transient = TransientFaults(0.10, max_in_a_row=1)
+        server.inject(deny)
+        server.inject(transient)
+        targets = write_targets(tmp_path / "targets.csv", fleet)
+        report = tmp_path / "report.json"
+
+        run = cli("rollout", "--targets", str(targets), "--report", str(report),
+                  "--concurrency", "8", "--output", "json", env=server.env)
+
+        assert run.code == 1, run.stderr
+        assert transient.injected >= 20  # ~10 % of ~300 requests really failed once
+        doc = json.loads(report.read_text())
+        assert run.json()["summary"] == doc["summary"]
+        assert doc["summary"] == {"total": 50, "created": 49, "updated": 0, "unchanged": 0,
+                                  "failed": 1, "skipped": 0, "pending": 0, "pruned": 0}
+        failed = by_workspace(doc)[denied.name]
+        assert failed["status"] == "failed"
+        assert failed["error_type"] == "AuthError"
+        assert "403 AuthorizationFailed" in failed["error"]
+        assert denied.name in failed["error"]
+        assert doc["complete"] is True
+        for ws in fleet:
+            expected = 0 if ws is denied else 1
+            assert server.done_writes(server.key(ws)) == expected, ws.name
+            assert (RULE_ID in ws.rules) is (ws is not denied)
+        assert "error: " not in run.stderr
+        assert "report: " in run.stderr and "created 49" in run.stderr
+
+        # Again: nothing to write, 49 unchanged (the forbidden one still fails).
+        server.faults.remove(transient)
+        writes_before = server.done_writes()
+        again = cli("rollout", "--targets", str(targets), "--report",
+                    str(tmp_path / "again.json"), "--output", "json", env=server.env)
+        assert again.code == 1
+        assert server.done_writes() == writes_before
+        summary = again.json()["summary"]
+        assert (summary["unchanged"], summary["failed"], summary["created"]) == (49, 1, 0)
+
+        # The role is granted; --resume redoes only the failed workspace.
+        server.faults.remove(deny)
+        seen_before = len(server.replies)
+        resumed = cli("rollout", "--targets", str(targets), "--resume", str(report),
+                      "--output", "json", env=server.env)
+        assert resumed.code == 0, resumed.stderr
+        assert server.touched(seen_before) == {denied.name}
+        assert "50 workspace(s), 1 to do" in resumed.stderr
+        final = json.loads(report.read_text())  # --resume updates its report in place
+        assert final["summary"]["created"] == 50 and final["summary"]["failed"] == 0
+        assert by_workspace(final)[denied.name]["status"] == "created"
+
+
+def test_resume_without_targets_uses_the_report_and_keeps_other_results(
+        cli: Callable[..., Any], tmp_path: Path, credential: FakeCredential) -> None:
+    with FleetServer(tmp_path) as server:
+        fleet = make_fleet(server, 4)
+        server.inject(forbidden(server.key(fleet[2])))
+        report = tmp_path / "r.json"
+        first = cli("rollout", "--targets", str(write_targets(tmp_path / "t.csv", fleet)),
+                    "--report", str(report), "--output", "json", env=server.env)
+        assert first.code == 1
+        server.faults.clear()
+        second = cli("rollout", "--resume", str(report), "--output", "json", env=server.env)
+        assert second.code == 0, second.stderr
+        assert [t["status"] for t in second.json()["targets"]] == ["created"] * 4
+
+
+# --- interrupted runs ---------------------------------------------------------------------------
+
+_RUNNER = """
+import sys
+from azure.core.credentials import AccessToken
+from sentinel_t1190.azure import credentials
+
+class Fake:
+    def get_token(self, *scopes, **kwargs):
+        return AccessToken("fake-token", 4102444800)
+
+credentials.default_credential = lambda cloud, tenant=None: Fake()
+from sentinel_t1190.cli import main
+sys.argv = ["sentinel-t1190", *sys.argv[1:]]
+main()
+"""
+
+
+def test_killed_run_resumed_ends_with_every_target_done_once(
+        cli: Callable[..., Any], tmp_path: Path, credential: FakeCredential) -> None:
+    with FleetServer(tmp_path, latency=0.03) as server:
+        fleet = make_fleet(server, 40)
+        targets = write_targets(tmp_path / "targets.csv", fleet)
+        report = tmp_path / "report.json"
+        env = {**os.environ, **server.env, "PYTHONPATH": str(ROOT)}
+        process = subprocess.Popen(
+            [sys.executable, "-c", _RUNNER, "rollout", "--targets", str(targets), "--report",
+             str(report), "--concurrency", "2", "--output", "json"],
+            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 60
+            done = 0
+            while time.monotonic() < deadline and done < 8:
+                time.sleep(0.05)
+                if report.exists():
+                    done = load_report(report).summary()["created"]
+            assert done >= 8, "the run never got going"
+            process.send_signal(signal.SIGKILL)  # no clean-up: a killed CI job
+            process.wait(10)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        interrupted = load_report(report)  # still a whole, valid report
+        assert not interrupted.complete
+        left = remaining_targets(targets_of(fleet), interrupted)
+        assert 0 < len(left) < 40
+        assert interrupted.summary()["created"] + interrupted.summary()["pending"] == 40
+
+        resumed = cli("rollout", "--targets", str(targets), "--resume", str(report),
+                      "--output", "json", env=server.env)
+
+        assert resumed.code == 0, resumed.stderr
+        final = resumed.json()
+        assert final["complete"] and final["summary"]["pending"] == 0
+        assert final["summary"]["created"] + final["summary"]["unchanged"] == 40
+        for ws in fleet:  # a rule written just before the kill is found unchanged, not rewritten
+            assert server.done_writes(server.key(ws)) == 1, ws.name
+
+
+def test_an_exception_mid_run_keeps_every_finished_target(tmp_path: Path) -> None:
+    with FleetServer(tmp_path) as server:
+        fleet = make_fleet(server, 12)
+        rules = load_pack(ROOT).rules
+        path = tmp_path / "report.json"
+        seen: list[str] = []
+
+        def crash_after_five(result: Any) -> None:
+            seen.append(result.target.workspace)
+            if len(seen) == 5:
+                raise RuntimeError("CI job cancelled")
+
+        with pytest.raises(RuntimeError, match="CI job cancelled"):
+            rollout(targets_of(fleet), rules, factory(server), concurrency=2,
+                    report_path=path, on_result=crash_after_five)
+
+        saved = load_report(path)
+        finished = {t.target.workspace for t in saved.targets
+                    if t.status is TargetStatus.CREATED}
+        assert set(seen) <= finished  # nothing reported finished is missing from the file
+        assert len(finished) < 12 and saved.finished_at is not None
+
+        final = rollout(targets_of(fleet), rules, factory(server), concurrency=2,
+                        report_path=path, resume_from=saved)
+        assert final.complete and final.summary()["created"] == 12
+        assert all(server.done_writes(server.key(ws)) == 1 for ws in fleet)
+
+
+# --- dry run, prune, status ----------------------------------------------------------------------
+
+
+def test_dry_run_prints_the_fleet_plan_and_writes_nothing(
+        cli: Callable[..., Any], tmp_path: Path, credential: FakeCredential) -> None:
+    with FleetServer(tmp_path) as server:
+        fleet = make_fleet(server, 3)
+        fleet[1].tables.clear()  # no DeviceProcessEvents: the rule would be auto-disabled
+        targets = str(write_targets(tmp_path / "t.csv", fleet))
+        run = cli("rollout", "--targets", targets, "--dry-run", "--report",
+                  str(tmp_path / "plan.json"), "--output", "json", env=server.env)
+        table = cli("rollout", "--targets", targets, "--dry-run", "--report",
+                    str(tmp_path / "plan2.json"), env=server.env)
+        rows = cli("rollout", "--targets", targets, "--dry-run", "--report",
+                   str(tmp_path / "plan3.json"), "--output", "csv", env=server.env)
+        assert server.done_writes() == 0
+    assert run.code == 0, run.stderr
+    doc = run.json()
+    assert doc["dry_run"] is True
+    assert [t["status"] for t in doc["targets"]] == ["would-create", "skipped", "would-create"]
+    assert doc["summary"]["would-create"] == 2 and doc["summary"]["skipped"] == 1
+    assert "DeviceProcessEvents" in doc["targets"][1]["error"]
+    assert doc["targets"][0]["rules"][0]["action"] == "would-create"
+    assert "fleet plan (dry run: nothing written)" in table.stdout
+    assert "ws-001" in table.stdout and "would-create" in table.stdout
+    header, *lines = rows.stdout.splitlines()
+    assert header == ("subscription_id,resource_group,workspace,status,rule_id,rule_name,"
+                      "action,changes,error")
+    assert len(lines) == 3 and lines[0].split(",")[6] == "would-create"
+
+
+def _foreign_rules(ws: Workspace) -> None:
+    template = {"type": "Microsoft.SecurityInsights/alertRules", "etag": '"1"'}
+    ws.rules[FOREIGN] = {**template, "id": f"{ws.path}/x/{FOREIGN}", "name": FOREIGN,
+                         "kind": "Scheduled", "properties": {"displayName": "SOC's own rule"}}
+    ws.rules["builtinfusion"] = {**template, "id": f"{ws.path}/x/BuiltInFusion",
+                                 "name": "BuiltInFusion", "kind": "Fusion",
+                                 "properties": {"displayName": "Advanced Multistage Attack "
+                                                "Detection"}}
+
+
+def test_prune_deletes_only_retired_rules_the_tool_deployed(tmp_path: Path) -> None:
+    with FleetServer(tmp_path) as server:
+        fleet = make_fleet(server, 3)
+        pack = load_pack(ROOT).rules
+        first = rollout(targets_of(fleet), pack, factory(server))
+        assert first.summary()["created"] == 3
+        for ws in fleet:
+            _foreign_rules(ws)
+        # The current pack keeps its rule: prune deletes nothing.
+        kept = rollout(targets_of(fleet), pack, factory(server), prune=True)
+        assert kept.summary()["pruned"] == 0 and server.count(method="DELETE") == 0
+        # A later pack retired the rule (it stays in shipped_rule_ids.txt).
+        plan = rollout(targets_of(fleet), (), factory(server), prune=True, keep_ids=(),
+                       dry_run=True)
+        assert server.count(method="DELETE") == 0
+        assert [p["action"] for t in plan.targets for p in t.pruned] == ["would-delete"] * 3
+        assert plan.summary()["would-update"] == 3
+        pruned = rollout(targets_of(fleet), (), factory(server), prune=True, keep_ids=())
+
+    assert pruned.summary()["pruned"] == 3 and pruned.summary()["updated"] == 3
+    assert [dict(p) for p in pruned.targets[0].pruned] == [{
+        "name": RULE_ID, "displayName": pack[0].name, "action": "deleted"}]
+    for ws in fleet:
+        assert sorted(ws.rules) == sorted(["builtinfusion", FOREIGN])
+
+
+def test_prune_through_the_cli_keeps_the_pack_and_foreign_rules(
+        cli: Callable[..., Any], tmp_path: Path, credential: FakeCredential) -> None:
+    with FleetServer(tmp_path) as server:
+        fleet = make_fleet(server, 2)
+        for ws in fleet:
+            _foreign_rules(ws)
+        run = cli("rollout", "--targets", str(write_targets(tmp_path / "t.csv", fleet)),
+                  "--prune", "--report", str(tmp_path / "r.json"), "--output", "json",
+                  env=server.env)
+        assert run.code == 0, run.stderr
+        assert server.count(method="DELETE") == 0
+        for ws in fleet:
+            assert sorted(ws.rules) == sorted(["builtinfusion", FOREIGN, RULE_ID])
+
+
+def test_fleet_status_reports_every_workspace_and_rule(
+        cli: Callable[..., Any], tmp_path: Path, credential: FakeCredential) -> None:
+    with FleetServer(tmp_path) as server:
+        fleet = make_fleet(server, 4)
+        rollout(targets_of(fleet[:3]), load_pack(ROOT).rules, factory(server))
+        fleet[1].edit_rule(RULE_ID, queryFrequency="PT5H")
+        server.inject(forbidden(server.key(fleet[2])))
+        targets = str(write_targets(tmp_path / "t.yaml.csv", fleet))
+        run = cli("status", "--targets", targets, "--output", "json", env=server.env)
+        table = cli("status", "--targets", targets, env=server.env)
+        server.faults.clear()
+        clean = cli("status", "--targets", str(write_targets(tmp_path / "ok.csv", fleet[:1])),
+                    "--output", "json", env=server.env)
+    assert run.code == 1, run.stderr
+    doc = run.json()
+    states = {t["workspace"]: (t["status"], [r["state"] for r in t["rules"]])
+              for t in doc["targets"]}
+    assert states == {"ws-000": ("in-sync", ["in-sync"]), "ws-001": ("out-of-sync", ["drifted"]),
+                      "ws-002": ("failed", []), "ws-003": ("out-of-sync", ["missing"])}
+    drift = by_workspace(doc)["ws-001"]["rules"][0]["changes"]
+    assert {"field": "queryFrequency", "from": "PT5H", "to": "PT1H"} in drift
+    assert "403" in by_workspace(doc)["ws-002"]["error"]
+    assert doc["summary"]["failed"] == 1 and doc["summary"]["rules_missing"] == 1
+    assert "fleet status" in table.stdout and "queryFrequency" in table.stdout
+    assert clean.code == 0 and clean.json()["summary"]["in-sync"] == 1
+
+
+# --- options, tenants ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ((), "which workspaces? give --targets FILE or --discover"),
+    (("--targets", "t.csv", "--discover"), "not both"),
+    (("--targets", "t.csv", "--subscription-id", sub(1)), "--subscription-id filters --discover"),
+    (("--targets", "absent.csv"), "cannot read targets file"),
+    (("--resume", "absent.json"), "cannot read the rollout report"),
+])
+def test_usage_errors_exit_2(cli: Callable[..., Any], tmp_path: Path,
+                             monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...],
+                             message: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.csv").write_text(f"subscription_id,resource_group,workspace\n{sub(1)},g,ws-1\n")
+    run = cli("rollout", *args)
+    assert run.code == 2
+    assert message in run.stderr and run.stdout == ""
+
+
+def test_each_tenant_gets_its_own_credential_once(tmp_path: Path) -> None:
+    tenant_a = "aaaaaaaa-0000-0000-0000-000000000000"
+    tenant_b = "bbbbbbbb-0000-0000-0000-000000000000"
+    with FleetServer(tmp_path) as server:
+        fleet = make_fleet(server, 6)
+        asked: list[str | None] = []
+
+        def per_tenant(_cloud: Any, tenant: str | None) -> FakeCredential:
+            asked.append(tenant)
+            return FakeCredential()
+
+        cloud = resolve_cloud("AzureCloud", arm_endpoint=server.arm_endpoint,
+                              logs_endpoint=server.logs_endpoint)
+        clients = ArmClientFactory(cloud, tenant_id="cccccccc-0000-0000-0000-000000000000",
+                                   credential_factory=per_tenant, **client_kwargs(server))
+        tenants = [tenant_a, tenant_b, None] * 2
+        targets = [Target(w.subscription_id, w.resource_group, w.name, t)
+                   for w, t in zip(fleet, tenants, strict=True)]
+        report = rollout(targets, load_pack(ROOT).rules, clients, concurrency=3)
+    assert report.summary()["created"] == 6
+    assert sorted(asked) == sorted([tenant_a, tenant_b, "cccccccc-0000-0000-0000-000000000000"])
+    assert [t["tenant_id"] for t in report.to_dict()["targets"]] == tenants
+
+
+def test_report_round_trips_and_a_dry_run_report_finishes_nothing(tmp_path: Path) -> None:
+    fleet = [Target(sub(1), "rg", "ws-a"), Target(sub(2), "rg", "ws-b")]
+    with FleetServer(tmp_path) as server:
+        for t in fleet:
+            server.add_fleet_workspace(t.subscription_id, t.resource_group, t.workspace)
+        path = tmp_path / "plan.json"
+        plan = rollout(fleet, load_pack(ROOT).rules, factory(server), dry_run=True,
+                       report_path=path)
+    loaded = load_report(path)
+    assert loaded.to_dict()["targets"] == plan.to_dict()["targets"]
+    assert loaded.dry_run and remaining_targets(fleet, loaded) == fleet
+    real = RolloutReport(list(loaded.targets))
+    assert remaining_targets(fleet, real) == fleet  # would-create is not done either
+    assert resource_name(load_pack(ROOT).rules[0]) == RULE_ID
+
+
+def test_never_more_workspaces_at_once_than_the_concurrency(tmp_path: Path) -> None:
+    import threading
+
+    active = [0, 0]  # now, peak
+    lock = threading.Lock()
+
+    with FleetServer(tmp_path, latency=0.02) as server:
+        fleet = make_fleet(server, 12)
+        real = factory(server)
+
+        class Counted:
+            def __init__(self, target: Target) -> None:
+                self._client = real(target)
+                with lock:
+                    active[0] += 1
+                    active[1] = max(active[1], active[0])
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(self._client, name)
+
+            def close(self) -> None:
+                with lock:
+                    active[0] -= 1
+                self._client.close()
+
+        report = rollout(targets_of(fleet), load_pack(ROOT).rules, Counted, concurrency=3)
+    assert report.summary()["created"] == 12
+    assert active == [0, 3]
