@@ -18,14 +18,34 @@ from ..render import OutputFormat
 
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log what is being done (stderr).")]
 Debug = Annotated[bool, typer.Option("--debug", help="Log everything, and show tracebacks.")]
-Output = Annotated[OutputFormat, typer.Option(
-    "--output", "-o", help="table for people; json, ndjson or csv for machines.",
-    case_sensitive=False)]
-Out = Annotated[Path | None, typer.Option(
-    "--out", help="Write the result to this file instead of stdout.", dir_okay=False)]
-RuleIds = Annotated[list[str] | None, typer.Option(
-    "--rule", "-r", help="Rule id (or file name) to act on; repeat for several. "
-    "Default: the whole pack.")]
+Output = Annotated[
+    OutputFormat,
+    typer.Option(
+        "--output",
+        "-o",
+        metavar="FORMAT",
+        help="table for people; json, ndjson or csv for machines.",
+        case_sensitive=False,
+    ),
+]
+Out = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        metavar="FILE",
+        help="Write the result to this file instead of stdout.",
+        dir_okay=False,
+    ),
+]
+RuleIds = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--rule",
+        "-r",
+        metavar="ID",
+        help="Rule id (or file name) to act on; repeat for several. Default: the whole pack.",
+    ),
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -98,20 +118,58 @@ def output_stream(out: Path | None) -> Iterator[IO[str]]:
 
 
 # --- Azure options (every Azure command), each with its environment variable ----------------
-CloudOpt = Annotated[str, typer.Option(
-    "--cloud", envvar="SENTINEL_CLOUD",
-    help="AzureCloud, AzureUSGovernment or AzureChinaCloud.")]
-TenantId = Annotated[str | None, typer.Option(
-    "--tenant-id", envvar="AZURE_TENANT_ID", help="Entra ID tenant to authenticate in.")]
-ArmEndpoint = Annotated[str | None, typer.Option(
-    "--arm-endpoint", envvar="SENTINEL_ARM_ENDPOINT",
-    help="Override the Azure Resource Manager endpoint (private clouds, test servers).")]
-LogsEndpoint = Annotated[str | None, typer.Option(
-    "--logs-endpoint", envvar="SENTINEL_LOGS_ENDPOINT",
-    help="Override the Logs Query API base URL, including /v1.")]
-SubscriptionId = Annotated[str, typer.Option(
-    "--subscription-id", envvar="AZURE_SUBSCRIPTION_ID", help="Subscription of the workspace.")]
-ResourceGroup = Annotated[str, typer.Option(
-    "--resource-group", "-g", help="Resource group of the workspace.")]
-Workspace = Annotated[str, typer.Option(
-    "--workspace", "-w", help="Log Analytics workspace name (Sentinel-enabled).")]
+CloudOpt = Annotated[
+    str,
+    typer.Option(
+        "--cloud",
+        envvar="SENTINEL_CLOUD",
+        metavar="CLOUD",
+        help="AzureCloud, AzureUSGovernment or AzureChinaCloud.",
+    ),
+]
+TenantId = Annotated[
+    str | None,
+    typer.Option(
+        "--tenant-id",
+        envvar="AZURE_TENANT_ID",
+        metavar="GUID",
+        help="Entra ID tenant to authenticate in.",
+    ),
+]
+ArmEndpoint = Annotated[
+    str | None,
+    typer.Option(
+        "--arm-endpoint",
+        envvar="SENTINEL_ARM_ENDPOINT",
+        metavar="URL",
+        help="Override the Azure Resource Manager endpoint (private clouds, test servers).",
+    ),
+]
+LogsEndpoint = Annotated[
+    str | None,
+    typer.Option(
+        "--logs-endpoint",
+        envvar="SENTINEL_LOGS_ENDPOINT",
+        metavar="URL",
+        help="Override the Logs Query API base URL, including /v1.",
+    ),
+]
+SubscriptionId = Annotated[
+    str,
+    typer.Option(
+        "--subscription-id",
+        envvar="AZURE_SUBSCRIPTION_ID",
+        metavar="GUID",
+        help="Subscription of the workspace.",
+    ),
+]
+ResourceGroup = Annotated[
+    str,
+    typer.Option("--resource-group", "-g", metavar="NAME", help="Resource group of the workspace."),
+]
+Workspace = Annotated[
+    str,
+    typer.Option(
+        "--workspace", "-w", metavar="NAME", help="Log Analytics workspace name (Sentinel-enabled)."
+    ),
+]

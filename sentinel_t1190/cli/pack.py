@@ -33,6 +33,7 @@ def rules_command(
 @command
 def validate_command(
     paths: Annotated[list[Path] | None, typer.Argument(
+        metavar="PATH",
         help="Analytic-rule or hunting-query files or folders (a file in a folder named "
         "hunting, or with an analyticRuleId, is a hunting query). Default: the pack's "
         "analytics/ and hunting/.")] = None,

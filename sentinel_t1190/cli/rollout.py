@@ -41,7 +41,7 @@ DiscoverSubscriptions = Annotated[list[str] | None, typer.Option(
     "--subscription-id", metavar="GUID",
     help="With --discover: only these subscriptions (repeatable).")]
 Concurrency = Annotated[int, typer.Option(
-    "--concurrency", "-j", min=1, max=64, help="Workspaces worked on at once.")]
+    "--concurrency", "-j", metavar="N", min=1, max=64, help="Workspaces worked on at once.")]
 
 
 def _targets(targets: Path | None, discover: bool, subscriptions: list[str] | None,

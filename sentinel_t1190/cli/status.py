@@ -29,11 +29,12 @@ from .rollout import Concurrency, Discover, TargetsFile, fleet_status
 # The single-workspace target options are optional here, so the fleet forms
 # (--targets FILE / --discover, added by rollout) can stand in for them.
 OptSubscription = Annotated[str | None, typer.Option(
-    "--subscription-id", envvar="AZURE_SUBSCRIPTION_ID", help="Subscription of the workspace.")]
+    "--subscription-id", envvar="AZURE_SUBSCRIPTION_ID", metavar="GUID",
+    help="Subscription of the workspace.")]
 OptResourceGroup = Annotated[str | None, typer.Option(
-    "--resource-group", "-g", help="Resource group of the workspace.")]
+    "--resource-group", "-g", metavar="NAME", help="Resource group of the workspace.")]
 OptWorkspace = Annotated[str | None, typer.Option(
-    "--workspace", "-w", help="Log Analytics workspace name (Sentinel-enabled).")]
+    "--workspace", "-w", metavar="NAME", help="Log Analytics workspace name (Sentinel-enabled).")]
 
 
 @app.command("status")
