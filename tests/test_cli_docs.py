@@ -5,9 +5,9 @@ from __future__ import annotations
 import importlib.util
 import re
 
+from conftest import ROOT
 from typer.main import get_command
 
-from conftest import ROOT
 from sentinel_t1190.cli import app
 
 
