@@ -178,17 +178,17 @@ def generation_sql(rows: int) -> str:
     """
 
 
-def dataset(rows: int, fmt: str) -> Path:
-    """The cached N-row file in *fmt*, generated on first use."""
-    DATA.mkdir(parents=True, exist_ok=True)
-    path = DATA / f"DeviceProcessEvents-g{GENERATOR_VERSION}-{rows}.{fmt}"
+def dataset(rows: int, fmt: str, data: Path = DATA) -> Path:
+    """The cached N-row file in *fmt* under *data*, generated on first use."""
+    data.mkdir(parents=True, exist_ok=True)
+    path = data / f"DeviceProcessEvents-g{GENERATOR_VERSION}-{rows}.{fmt}"
     if path.exists():
         return path
     import duckdb
 
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"SET temp_directory = '{DATA}'")
+    con.execute("SET enable_progress_bar = false")
     select = generation_sql(rows)
     tmp = path.with_name(path.name + ".tmp")
     if fmt == "parquet":
@@ -277,7 +277,7 @@ def run(cmd: list[str]) -> tuple[float, float]:
 
 
 def count_findings(path: Path, fmt: str, kind: str) -> int:
-    with tempfile.TemporaryDirectory(dir=DATA) as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
         out = str(Path(tmp) / "out.json")
         cmd = hunt_command(path, out) if kind == "hunt" else hand_command(path, fmt, out)
         run(cmd)
@@ -289,14 +289,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs of each (median)")
+    parser.add_argument("--data", type=Path, default=DATA,
+                        help="where generated files are cached (default: benchmarks/.data)")
     parser.add_argument("--enforce", action="store_true",
                         help="exit 1 when a target (ratio, hunt peak RSS) is missed")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
-    path = dataset(args.rows, args.format)
-    generated = time.perf_counter() - started
-    print(f"data: {path.relative_to(ROOT)} ({generated:.1f} s to get)", file=sys.stderr)
+    path = dataset(args.rows, args.format, args.data)
+    print(f"data: {path} ({time.perf_counter() - started:.1f} s to get)", file=sys.stderr)
 
     counts = {kind: count_findings(path, args.format, kind) for kind in ("sql", "hunt")}
     times: dict[str, list[float]] = {"sql": [], "hunt": []}
