@@ -65,3 +65,15 @@ def test_csv_with_a_quoted_newline_past_the_sniffer_sample(tmp_path: Path) -> No
     with LocalEngine() as engine:
         rows = _run(engine, path)
     assert rows == [(30_000, 'cmd.exe /c "echo a, b"\nwhoami')]
+
+
+def test_json_runs_under_duckdbs_default_limit(tmp_path: Path) -> None:
+    # DuckDB's JSON reader wants 512 MiB of buffers up front: more than the budget.
+    path = tmp_path / "DeviceProcessEvents.json"
+    path.write_text('[{"Timestamp": "2026-01-15T11:00:00Z", "ReportId": 1, '
+                    '"InitiatingProcessFileName": "W3WP.EXE", "FileName": "cmd.exe", '
+                    '"ProcessCommandLine": "cmd.exe /c whoami"}]', encoding="utf-8")
+    with LocalEngine() as engine:
+        rows = _run(engine, path)
+        assert not engine.limited
+    assert rows == [(1, "cmd.exe /c whoami")]
