@@ -93,14 +93,16 @@ def _case_variant(expr: str, salt: int) -> str:
             f"WHEN 1 THEN upper({expr}[1]) || {expr}[2:] ELSE {expr} END)")
 
 
-def generation_sql(rows: int) -> str:
+def generation_sql(rows: int, time_sorted: bool = False) -> str:
     """SELECT producing *rows* DeviceProcessEvents rows.
 
     Per 10,000 rows: 40 matches (every parent/child pair reachable, case variants), 60 near
     misses (a web-server parent with a near-miss child, or a near-miss parent with a listed
     child), 300 web-server parents with benign children, the rest background (which also
     runs cmd.exe, powershell.exe, whoami.exe... from non-web parents). Timestamps are spread
-    over 72 h ending 12 h after --now, so about a third of the rows fall in the 24 h window.
+    over 72 h ending 12 h after --now, so about a third of the rows fall in the 24 h window;
+    in generation order (no row group can be skipped) or, *time_sorted*, newest first as
+    advanced hunting exports them (row groups outside the window are skipped).
     """
     parents, children = detection.WEB_SERVER_PARENTS, detection.SUSPICIOUS_CHILDREN
     kind = "hash(i, 1) % 10000"
@@ -176,13 +178,14 @@ def generation_sql(rows: int) -> str:
         i AS ReportId,
         '{{"ProcessStartKey":' || i::VARCHAR || '}}' AS AdditionalFields
     FROM base
-    """
+    """ + ("ORDER BY ts DESC" if time_sorted else "")
 
 
-def dataset(rows: int, fmt: str, data: Path = DATA) -> Path:
+def dataset(rows: int, fmt: str, data: Path = DATA, time_sorted: bool = False) -> Path:
     """The cached N-row file in *fmt* under *data*, generated on first use."""
     data.mkdir(parents=True, exist_ok=True)
-    path = data / f"DeviceProcessEvents-g{GENERATOR_VERSION}-{rows}.{fmt}"
+    order = "-sorted" if time_sorted else ""
+    path = data / f"DeviceProcessEvents-g{GENERATOR_VERSION}-{rows}{order}.{fmt}"
     if path.exists():
         return path
     import duckdb
@@ -190,7 +193,7 @@ def dataset(rows: int, fmt: str, data: Path = DATA) -> Path:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")
-    select = generation_sql(rows)
+    select = generation_sql(rows, time_sorted)
     tmp = path.with_name(path.name + ".tmp")
     if fmt == "parquet":
         con.execute(f"COPY ({select}) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)")
@@ -304,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs of each (median)")
+    parser.add_argument("--sorted", action="store_true",
+                        help="rows newest first, as advanced hunting exports them")
     parser.add_argument("--data", type=Path, default=DATA,
                         help="where generated files are cached (default: benchmarks/.data)")
     parser.add_argument("--enforce", action="store_true",
@@ -311,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
-    path = dataset(args.rows, args.format, args.data)
+    path = dataset(args.rows, args.format, args.data, args.sorted)
     print(f"data: {path} ({time.perf_counter() - started:.1f} s to get)", file=sys.stderr)
 
     kinds = ("sql", "hunt")

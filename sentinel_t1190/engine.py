@@ -138,6 +138,7 @@ class LocalEngine:
         # DuckDB creates the folder only when it spills and removes it on close.
         spill = Path(tempfile.gettempdir()) / f"sentinel-t1190-{os.getpid()}-{id(self):x}"
         self.con.execute(f"SET temp_directory = {_literal(str(spill))}")
+        #: Whether DuckDB runs under the budget (False once a JSON file or a retry lifted it).
         self.limited = memory_limit is not None
         if memory_limit is not None:
             self.con.execute(f"SET memory_limit = {_literal(memory_limit)}")
