@@ -94,10 +94,10 @@ def classify(parent: str | None, child: str | None) -> str | None:
 # --- KQL rendering -------------------------------------------------------------------------
 
 
-def _kql_list(names: Iterable[str], indent: str = "    ", per_line: int = 6) -> str:
-    items = [f'"{n}"' for n in names]
+def _kql_list(names: Iterable[str], indent: str = "        ", per_line: int = 6) -> str:
+    items = [repr_kql(n) for n in names]
     lines = [", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)]
-    return ("\n" + indent).join(line + "," for line in lines)[:-1]
+    return ",\n".join(indent + line for line in lines)
 
 
 def _body(time_filter: str) -> str:
@@ -106,17 +106,17 @@ def _body(time_filter: str) -> str:
         f"{repr_kql(arm.label)},"
         for arm in EVIDENCE_ARMS
     )
+    # The lists are written inline rather than as `let … = dynamic([...])`: the same
+    # semantics, and duckdb-kql turns an inline `in~ (...)` into a plain SQL IN list, which
+    # makes offline hunts over millions of rows markedly faster (benchmarks/).
     return (
-        "let WebServerParents = dynamic([\n    "
-        + _kql_list(WEB_SERVER_PARENTS)
-        + "\n]);\nlet SuspiciousChildren = dynamic([\n    "
-        + _kql_list(SUSPICIOUS_CHILDREN)
-        + "\n]);\n"
-        + f"{TABLE}\n"
+        f"{TABLE}\n"
         + f"| where {time_filter}\n"
-        + "| where InitiatingProcessFileName in~ (WebServerParents)\n"
-        + "| where FileName in~ (SuspiciousChildren)\n"
-        + "| extend ExploitEvidence = case(\n"
+        + "| where InitiatingProcessFileName in~ (\n"
+        + _kql_list(WEB_SERVER_PARENTS)
+        + ")\n| where FileName in~ (\n"
+        + _kql_list(SUSPICIOUS_CHILDREN)
+        + ")\n| extend ExploitEvidence = case(\n"
         + arms
         + f"\n    {repr_kql(FALLBACK_LABEL)})\n"
         + "| project " + ", ".join(PROJECTED_COLUMNS) + "\n"

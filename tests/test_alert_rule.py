@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sentinel_t1190 import alert_rule
+from sentinel_t1190 import alert_rule, detection
 from sentinel_t1190.alert_rule import Change, diff, normalise, to_api_properties
 from sentinel_t1190.errors import InputError
 from sentinel_t1190.rules import Rule, load_pack, load_rule
@@ -55,8 +55,8 @@ def test_seed_rule_properties() -> None:
     assert props["tactics"] == ["InitialAccess"]
     assert props["techniques"] == ["T1190"]
     assert "subTechniques" not in props
-    assert props["query"].startswith("let WebServerParents = dynamic([")
-    assert "| where InitiatingProcessFileName in~ (WebServerParents)" in props["query"]
+    assert props["query"] == detection.rule_query()
+    assert props["query"].startswith("DeviceProcessEvents\n| where Timestamp > ago(24h)\n")
     assert [m["entityType"] for m in props["entityMappings"]] == [
         "Host", "Account", "Process", "FileHash"]
     assert props["entityMappings"][3]["fieldMappings"] == [

@@ -9,9 +9,9 @@ from sentinel_t1190.rules import load_pack
 def test_committed_queries_are_rendered_from_detection_module() -> None:
     pack = load_pack()
     [rule] = [r for r in pack.rules if r.id == detection.RULE_ID]
-    assert rule.query == detection.rule_query(), "run the renderer: analytics/ query drifted"
+    assert rule.query == detection.rule_query(), "run: python scripts/render_pack.py"
     assert rule.hunting is not None
-    assert rule.hunting.query == detection.hunting_query(), "hunting/ query drifted"
+    assert rule.hunting.query == detection.hunting_query(), "run: python scripts/render_pack.py"
 
 
 def test_seed_rule_fields() -> None:

@@ -167,7 +167,7 @@ def test_nrt_rule_needs_no_schedule(tmp_path: Path) -> None:
 def test_table_without_bundled_schema_is_a_warning(tmp_path: Path) -> None:
     path = _seed_variant(tmp_path, ("DeviceProcessEvents", "DeviceImageLoadEvents"))
     _, findings = validate_paths([path])
-    assert [(f.level, f.code, f.line) for f in findings] == [("warning", "no-table-schema", 47)]
+    assert [(f.level, f.code, f.line) for f in findings] == [("warning", "no-table-schema", 36)]
 
 
 def test_hunting_query_is_recognised_by_analytic_rule_id_and_checked_against_the_pack() -> None:
@@ -185,7 +185,7 @@ def test_hunting_query_must_parse(tmp_path: Path) -> None:
     path.write_text(text.replace("| where FileName in~", "| where FileName in~~"),
                     encoding="utf-8")
     _, findings = validate_paths([path])
-    assert [(f.code, f.line) for f in findings] == [("kql-syntax", 35)]
+    assert [(f.code, f.line) for f in findings] == [("kql-syntax", 27)]
 
 
 @pytest.mark.parametrize(("kql", "unknown"), [
@@ -247,20 +247,20 @@ def test_every_mapped_tactic_is_a_sentinel_tactic() -> None:
 
 
 @pytest.mark.parametrize(("edits", "expected"), [
-    ([("version: 1.0.0", "version: '1.0'")], [("warning", "bad-version", 103)]),
-    ([("kind: Scheduled", "status: Retired\nkind: Scheduled")], [("warning", "bad-status", 104)]),
+    ([("version: 1.0.0", "version: '1.0'")], [("warning", "bad-version", 100)]),
+    ([("kind: Scheduled", "status: Retired\nkind: Scheduled")], [("warning", "bad-status", 101)]),
     ([("  - T1190\n", "  - T1190\n  - T1999\n")], [("warning", "unknown-technique", 32)]),
     ([("description: |\n", "description: |\n" + "  x\n" * 2600)],
      [("error", "description-too-long", 3)]),
     ([("requiredDataConnectors:\n  - connectorId: MicrosoftThreatProtection\n    dataTypes:\n"
        "      - DeviceProcessEvents\n", "")],
-     [("error", "missing-field", 100), ("error", "table-not-in-connectors", 43)]),
+     [("error", "missing-field", 97), ("error", "table-not-in-connectors", 32)]),
     ([("customDetails:\n", "customDetails:\n"
        + "".join(f"  Detail{i}: DeviceName\n" for i in range(17)))],
-     [("error", "too-many-custom-details", 79)]),
+     [("error", "too-many-custom-details", 76)]),
     ([("entityMappings:\n", "entityMappings:\n" + "  - entityType: Host\n    fieldMappings:\n"
        "      - identifier: HostName\n        columnName: DeviceName\n" * 7)],
-     [("error", "too-many-entity-mappings", 60)]),
+     [("error", "too-many-entity-mappings", 57)]),
 ])
 def test_more_sentinel_limits(tmp_path: Path, edits: list[tuple[str, str]],
                               expected: list[tuple[str, str, int | None]]) -> None:
