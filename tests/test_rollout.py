@@ -296,6 +296,25 @@ def test_dry_run_prints_the_fleet_plan_and_writes_nothing(
     assert seed_row["action"] == "refused" and "DeviceProcessEvents" in seed_row["error"]
 
 
+def test_a_refused_rule_shows_even_where_the_rest_is_unchanged(
+        cli: Callable[..., Any], tmp_path: Path, credential: FakeCredential) -> None:
+    with FleetServer(tmp_path) as server:
+        fleet = make_fleet(server, 2)
+        del fleet[1].tables["DeviceProcessEvents"]
+        targets = str(write_targets(tmp_path / "t.csv", fleet))
+        first = cli("rollout", "--targets", targets, "--report", str(tmp_path / "1.json"),
+                    "--output", "json", env=server.env)
+        again = cli("rollout", "--targets", targets, "--report", str(tmp_path / "2.json"),
+                    env=server.env)
+    assert first.code == 0, first.stderr
+    assert [t["status"] for t in first.json()["targets"]] == ["created", "created"]
+    assert sorted(fleet[1].rules) == sorted(i for i in PACK_IDS if i != RULE_ID)
+    # Second run: both targets unchanged, yet the table still shows ws-001's refused rule.
+    assert again.code == 0, again.stderr
+    text = " ".join(again.stdout.split())
+    assert "ws-001" in text and "refused" in text and "ws-000" not in text
+
+
 def _foreign_rules(ws: Workspace) -> None:
     template = {"type": "Microsoft.SecurityInsights/alertRules", "etag": '"1"'}
     ws.rules[FOREIGN] = {**template, "id": f"{ws.path}/x/{FOREIGN}", "name": FOREIGN,
