@@ -537,7 +537,9 @@ def rollout_report(document: dict[str, Any], fmt: OutputFormat, stream: IO[str])
     if document.get("dry_run"):
         console.print(_fleet_table("fleet plan (dry run: nothing written)", rows, "action"))
     else:
-        shown = [r for r in rows if r["status"] != "unchanged"]
+        # A refused rule (its table is missing there) is shown even where the rest is
+        # unchanged: with a pack of several rules, it is the only trace of the refusal.
+        shown = [r for r in rows if r["status"] != "unchanged" or r["action"] == "refused"]
         if shown:
             console.print(_fleet_table("targets that changed or failed", shown, "action"))
     summary = {k: v for k, v in document["summary"].items()

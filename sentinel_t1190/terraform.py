@@ -6,8 +6,11 @@ Generated from :func:`sentinel_t1190.alert_rule.to_api_properties` — the same 
 (tests/test_rollout_terraform.py fails when the committed file differs; regenerate with
 ``python scripts/make_terraform.py``). Targets azurerm 4.x argument names.
 
-What azurerm cannot say is refused, not dropped: sub-techniques (no argument for them) and
-more than 5 entity mappings (the provider's limit; Sentinel allows 10).
+What azurerm cannot say is refused, not dropped: sub-techniques (no argument for them,
+hashicorp/terraform-provider-azurerm#28801) and more than 5 entity mappings (the provider's
+limit; Sentinel allows 10). :func:`rule_resource` raises for such a rule; the whole document
+(:func:`terraform_document`) leaves it out and names it, with the reason, in the file's
+``//`` comment (:func:`skipped_rules`), so the other rules still get their Terraform.
 """
 
 from __future__ import annotations
@@ -63,19 +66,36 @@ def _incident(config: Mapping[str, Any]) -> dict[str, Any]:
     return block
 
 
-def rule_resource(rule: Rule) -> dict[str, Any]:
-    """The arguments of one ``azurerm_sentinel_alert_rule_scheduled`` (without for_each)."""
+def unsupported(rule: Rule) -> str | None:
+    """Why azurerm cannot carry *rule* without losing something, or None if it can."""
     if rule.kind != "Scheduled":
-        raise InputError(f"{rule.path}: only Scheduled rules map to {RESOURCE}")
+        return f"only Scheduled rules map to {RESOURCE}"
     props = to_api_properties(rule)
     if props.get("subTechniques"):
-        raise InputError(f"{rule.path}: {RESOURCE} has no argument for sub-techniques "
-                         f"({', '.join(props['subTechniques'])}); deploy this rule with the CLI, "
-                         "ARM or Bicep so they are not lost")
+        return (f"{RESOURCE} has no argument for sub-techniques "
+                f"({', '.join(props['subTechniques'])}) - hashicorp/terraform-provider-azurerm"
+                "#28801; deploy this rule with the CLI, ARM or Bicep so they are not lost")
     mappings = props.get("entityMappings") or []
     if len(mappings) > MAX_ENTITY_MAPPINGS:
-        raise InputError(f"{rule.path}: {len(mappings)} entity mappings; {RESOURCE} accepts "
-                         f"{MAX_ENTITY_MAPPINGS}")
+        return f"{len(mappings)} entity mappings; {RESOURCE} accepts {MAX_ENTITY_MAPPINGS}"
+    return None
+
+
+def skipped_rules(rules: Sequence[Rule]) -> list[tuple[Rule, str]]:
+    """The rules :func:`terraform_document` leaves out, each with the reason."""
+    return [(rule, reason) for rule in rules if (reason := unsupported(rule)) is not None]
+
+
+def rule_resource(rule: Rule) -> dict[str, Any]:
+    """The arguments of one ``azurerm_sentinel_alert_rule_scheduled`` (without for_each).
+
+    Raises :class:`InputError` for a rule azurerm cannot carry whole (:func:`unsupported`).
+    """
+    reason = unsupported(rule)
+    if reason is not None:
+        raise InputError(f"{rule.path}: {reason}")
+    props = to_api_properties(rule)
+    mappings = props.get("entityMappings") or []
     res: dict[str, Any] = {
         "name": resource_name(rule),
         "display_name": props["displayName"],
@@ -117,9 +137,17 @@ def rule_resource(rule: Rule) -> dict[str, Any]:
 
 
 def terraform_document(rules: Sequence[Rule]) -> dict[str, Any]:
-    """``rules.tf.json``: one resource per rule, ``for_each = var.workspace_ids``."""
+    """``rules.tf.json``: one resource per rule, ``for_each = var.workspace_ids``.
+
+    Rules azurerm cannot carry whole are left out and listed, with the reason, in the
+    document's ``//`` comment (Terraform ignores ``//`` properties in JSON).
+    """
+    skipped = skipped_rules(rules)
+    left_out = {id(rule) for rule, _ in skipped}
     resources: dict[str, Any] = {}
     for rule in rules:
+        if id(rule) in left_out:
+            continue
         address = _address(rule)
         if address in resources:
             raise InputError(f"{rule.path}: two rules would share the Terraform name "
@@ -130,10 +158,11 @@ def terraform_document(rules: Sequence[Rule]) -> dict[str, Any]:
             "enabled": "${var.enabled}",
             **rule_resource(rule),
         }
-    return {
-        "//": "Generated from analytics/ by scripts/make_terraform.py; do not edit.",
-        "resource": {RESOURCE: resources},
-    }
+    comment = "Generated from analytics/ by scripts/make_terraform.py; do not edit."
+    if skipped:
+        comment += " Not generated, as azurerm cannot express them whole: " + "; ".join(
+            f"{Path(rule.path).name} ({rule.id}): {reason}" for rule, reason in skipped) + "."
+    return {"//": comment, "resource": {RESOURCE: resources}}
 
 
 def render(rules: Sequence[Rule]) -> str:

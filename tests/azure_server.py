@@ -13,7 +13,8 @@ Serves, for every workspace added with :meth:`AzureServer.add_workspace`:
 - ARM ``GET|PUT|DELETE {workspace}/providers/Microsoft.SecurityInsights/alertRules[/{id}]``
   (PUT answers 201 created / 200 updated, honours ``etag`` with 409, DELETE 200 / 204);
 - Logs ``POST /v1/workspaces/{customerId}/query`` for ``<Table> | getschema ...`` (400
-  ``BadArgumentError``/``SEM0100`` when the workspace has no such table).
+  ``BadArgumentError``/``SEM0100`` when the workspace has no such table). A workspace holds,
+  unless told otherwise, every table the pack reads with its bundled columns.
 
 Every request must carry ``Authorization: Bearer ...`` (else 401) and is recorded in
 :attr:`AzureServer.requests`. :meth:`AzureServer.inject` adds a fault hook: a callable
@@ -40,6 +41,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import trustme
 
+from sentinel_t1190.rules import load_pack
+from sentinel_t1190.schema import known_tables
+
 WS_PATH = ("/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.OperationalInsights/"
            "workspaces/{w}")
 _WS_RE = re.compile(r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/"
@@ -65,6 +69,14 @@ class Reply:
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+
+
+def pack_tables(*without: str) -> dict[str, dict[str, str]]:
+    """Every table the bundled pack's rules read, with its bundled schema's columns (what a
+    workspace that collects all the pack's data answers to ``getschema``), less *without*."""
+    tables = {t for rule in load_pack().rules for t in rule.tables}
+    return {name: dict(known_tables()[name].columns) for name in sorted(tables)
+            if name not in without}
 
 
 def error(status: int, code: str, message: str, **headers: str) -> Reply:
@@ -154,8 +166,10 @@ class AzureServer:
                       resource_group: str = "myRg", name: str = "myWorkspace", *,
                       sentinel: bool = True,
                       tables: dict[str, dict[str, str]] | None = None) -> Workspace:
+        """A workspace; *tables* defaults to every table the pack reads (:func:`pack_tables`)."""
         ws = Workspace(subscription_id, resource_group, name, str(uuid.uuid4()),
-                       sentinel=sentinel, tables=dict(tables or {}))
+                       sentinel=sentinel,
+                       tables=pack_tables() if tables is None else dict(tables))
         self.workspaces[ws.path.lower()] = ws
         return ws
 

@@ -25,8 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sentinel_t1190.schema import known_tables
-from tests.azure_server import _WS_RE, AzureServer, Reply, Request, Workspace, error
+from tests.azure_server import _WS_RE, AzureServer, Reply, Request, Workspace, error, pack_tables
 
 WsKey = tuple[str, str, str]
 
@@ -97,10 +96,9 @@ class FleetServer(AzureServer):
 
     def add_fleet_workspace(self, subscription_id: str, resource_group: str, name: str, *,
                             sentinel: bool = True, tenant_id: str | None = None) -> Workspace:
-        """A workspace whose DeviceProcessEvents has the bundled schema's columns."""
-        table = known_tables()["DeviceProcessEvents"]
+        """A workspace holding every table the pack reads, with the bundled schemas' columns."""
         ws = self.add_workspace(subscription_id, resource_group, name, sentinel=sentinel,
-                                tables={table.name: dict(table.columns)})
+                                tables=pack_tables())
         if tenant_id:
             self.tenants[subscription_id.lower()] = tenant_id
         return ws

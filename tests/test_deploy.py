@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from azure.core.credentials import AccessToken
-from azure_server import AzureServer, Workspace, fail, iter_bearer_tokens
+from azure_server import AzureServer, Workspace, fail, iter_bearer_tokens, pack_tables
 
 from sentinel_t1190 import alert_rule
 from sentinel_t1190.azure import credentials
@@ -20,7 +20,8 @@ from sentinel_t1190.schema import known_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_ID = "5b8c3f1e-7d2a-4e6b-9c41-0f3a8e2d1b77"
-RULES = f"/providers/Microsoft.SecurityInsights/alertRules/{SEED_ID}"
+RULES_PREFIX = "/providers/Microsoft.SecurityInsights/alertRules"
+RULES = f"{RULES_PREFIX}/{SEED_ID}"
 #: Shaped like a JWT on purpose: if it ever reaches the output, the redaction failed.
 TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJub25lIn0.eyJmYWtlIjoidGVzdCJ9.ZmFrZS1zaWduYXR1cmU"
 
@@ -36,9 +37,18 @@ class FakeCredential:
         return AccessToken(TOKEN, int(time.time()) + 3600)
 
 
+def pack() -> tuple[Rule, ...]:
+    return load_pack(ROOT).rules
+
+
 def seed() -> Rule:
-    (rule,) = [r for r in load_pack(ROOT).rules if r.id == SEED_ID]
+    (rule,) = [r for r in pack() if r.id == SEED_ID]
     return rule
+
+
+#: Every rule of the pack, in the order deploy reports them.
+PACK_IDS = [r.id for r in pack()]
+COMPANION_IDS = [i for i in PACK_IDS if i != SEED_ID]
 
 
 def dpe_columns(*without: str) -> dict[str, str]:
@@ -54,7 +64,8 @@ def server(tmp_path: Path) -> Iterator[AzureServer]:
 
 @pytest.fixture
 def ws(server: AzureServer) -> Workspace:
-    return server.add_workspace(tables={"DeviceProcessEvents": dpe_columns()})
+    """A workspace holding every table (and column) the pack's rules read."""
+    return server.add_workspace()
 
 
 @pytest.fixture
@@ -77,70 +88,108 @@ def az(cli: Callable[..., Any], server: AzureServer, ws: Workspace,
     return run
 
 
-def rule_puts(server: AzureServer) -> list[Any]:
-    return server.calls("PUT", RULES)
+def rule_puts(server: AzureServer, rule_id: str | None = None) -> list[Any]:
+    """PUTs of alert rules (of *rule_id* only, if given)."""
+    return server.calls("PUT", f"{RULES_PREFIX}/{rule_id}" if rule_id else RULES_PREFIX)
+
+
+def by_id(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {r["id"]: r for r in doc["rules"]}
+
+
+def test_the_default_workspace_holds_every_table_the_pack_reads(ws: Workspace) -> None:
+    assert set(ws.tables) == {"DeviceProcessEvents", "DeviceFileEvents", "DeviceNetworkEvents",
+                              "W3CIISLog", "CommonSecurityLog"}
+    assert ws.tables["W3CIISLog"] == dict(known_tables()["W3CIISLog"].columns)
 
 
 # --- acceptance ---------------------------------------------------------------------------------
 
 
-def test_deploy_sends_the_whole_scheduled_rule(az: Any, server: AzureServer, ws: Workspace,
-                                               credential: FakeCredential) -> None:
+def test_deploy_sends_each_rule_of_the_pack_whole(az: Any, server: AzureServer, ws: Workspace,
+                                                  credential: FakeCredential) -> None:
     run = az("deploy", "--output", "json")
     assert run.code == 0, run.stderr
     doc = run.json()
     assert doc["workspace"]["workspace"] == ws.name
     assert doc["workspace"]["customer_id"] == ws.customer_id
     assert [(r["id"], r["action"], r["changes"]) for r in doc["rules"]] == [
-        (SEED_ID, "created", [])]
+        (i, "created", []) for i in PACK_IDS]
+    assert len(PACK_IDS) == 4
 
-    (put,) = rule_puts(server)
-    assert put.api_version == alert_rule.API_VERSION
-    assert put.body["kind"] == "Scheduled"
-    props = put.body["properties"]
+    # One PUT per rule, each carrying that rule's own deployed query and ATT&CK mapping.
+    puts = {p.path.rsplit("/", 1)[-1]: p for p in rule_puts(server)}
+    assert sorted(puts) == sorted(PACK_IDS)
+    for rule in pack():
+        props = puts[rule.id].body["properties"]
+        assert puts[rule.id].api_version == alert_rule.API_VERSION
+        assert puts[rule.id].body["kind"] == "Scheduled"
+        assert props["displayName"] == rule.name
+        assert props["query"] == deployed_query(rule)
+        assert props["tactics"] == list(rule.tactics)
+        assert props["techniques"] == list(dict.fromkeys(t.split(".")[0]
+                                                         for t in rule.techniques))
+        assert "T1190" in props["techniques"]
+        assert props["entityMappings"] == rule.data["entityMappings"]
+        assert ws.rules[rule.id]["properties"]["query"] == deployed_query(rule)
+    assert puts["e7c48b62-1115-4cc1-8814-929c734334ff"].body["properties"][
+        "subTechniques"] == ["T1505.003"]
+
+    # The seed rule's own fields.
+    props = puts[SEED_ID].body["properties"]
     rule = seed()
-    assert props["query"] == deployed_query(rule)
     assert (props["queryFrequency"], props["queryPeriod"]) == ("PT1H", "PT1H")
     assert props["severity"] == "High"
     assert props["tactics"] == ["InitialAccess"]
     assert props["techniques"] == ["T1190"]
     assert props["triggerOperator"] == "GreaterThan"
     assert props["enabled"] is True
-    assert props["entityMappings"] == rule.data["entityMappings"]
     assert [m["entityType"] for m in props["entityMappings"]] == [
         "Host", "Account", "Process", "FileHash"]
     assert props["customDetails"] == dict(rule.data["customDetails"])
-    # Pre-flight went first, and the write was read back.
+    # Pre-flight went first; every table the pack reads was checked; writes were read back.
     paths = [(r.method, r.path.rsplit("/", 2)[-2:]) for r in server.requests]
     assert paths[0] == ("GET", ["workspaces", ws.name])
     assert ("GET", ["onboardingStates", "default"]) in paths
-    assert server.calls("POST", f"/v1/workspaces/{ws.customer_id}/query")
-    assert paths[-1] == ("GET", ["alertRules", SEED_ID])
+    queried = [r.body["query"].split("|", 1)[0].strip()
+               for r in server.calls("POST", f"/v1/workspaces/{ws.customer_id}/query")]
+    assert sorted(queried) == sorted(ws.tables)  # each table once, not once per rule
+    for rule_id in PACK_IDS:
+        put_at = paths.index(("PUT", ["alertRules", rule_id]))
+        assert ("GET", ["alertRules", rule_id]) in paths[put_at + 1:]
     assert ws.rules[SEED_ID]["properties"]["techniques"] == ["T1190"]
     # ARM scope for ARM, Logs scope for the getschema query: never one for the other.
     assert ("https://management.azure.com/.default",) in credential.scopes
     assert ("https://api.loganalytics.io/.default",) in credential.scopes
 
 
+def test_deploy_one_chosen_rule(az: Any, server: AzureServer) -> None:
+    run = az("deploy", "--rule", SEED_ID, "--output", "json")
+    assert run.code == 0, run.stderr
+    assert [(r["id"], r["action"]) for r in run.json()["rules"]] == [(SEED_ID, "created")]
+    assert [p.path.rsplit("/", 1)[-1] for p in rule_puts(server)] == [SEED_ID]
+
+
 def test_second_deploy_is_unchanged_and_sends_no_put(az: Any, server: AzureServer) -> None:
     assert az("deploy").code == 0
     run = az("deploy", "--output", "json")
     assert run.code == 0
-    assert [r["action"] for r in run.json()["rules"]] == ["unchanged"]
-    assert len(rule_puts(server)) == 1
+    assert [r["action"] for r in run.json()["rules"]] == ["unchanged"] * len(PACK_IDS)
+    assert len(rule_puts(server)) == len(PACK_IDS)
 
 
 def test_dry_run_writes_nothing(az: Any, server: AzureServer, ws: Workspace) -> None:
     run = az("deploy", "--dry-run", "--output", "json")
-    assert [r["action"] for r in run.json()["rules"]] == ["would-create"]
+    assert [r["action"] for r in run.json()["rules"]] == ["would-create"] * len(PACK_IDS)
     assert server.writes == []
     assert az("deploy").code == 0
     ws.edit_rule(SEED_ID, severity="Low")
     run = az("deploy", "--dry-run", "--output", "json")
-    (rule,) = run.json()["rules"]
-    assert rule["action"] == "would-update"
-    assert rule["changes"] == [{"field": "severity", "from": "Low", "to": "High"}]
-    assert len(rule_puts(server)) == 1
+    rules = by_id(run.json())
+    assert rules[SEED_ID]["action"] == "would-update"
+    assert rules[SEED_ID]["changes"] == [{"field": "severity", "from": "Low", "to": "High"}]
+    assert [rules[i]["action"] for i in COMPANION_IDS] == ["unchanged"] * len(COMPANION_IDS)
+    assert len(rule_puts(server)) == len(PACK_IDS)
 
 
 def test_update_after_an_edit_answers_200_and_lists_the_fields(
@@ -150,43 +199,60 @@ def test_update_after_an_edit_answers_200_and_lists_the_fields(
     etag = ws.rules[SEED_ID]["etag"]
     run = az("deploy", "--output", "json")
     assert run.code == 0, run.stderr
-    (rule,) = run.json()["rules"]
-    assert rule["action"] == "updated"
-    assert {c["field"] for c in rule["changes"]} == {"query", "queryFrequency"}
-    assert rule_puts(server)[-1].body["etag"] == etag
+    rules = by_id(run.json())
+    assert rules[SEED_ID]["action"] == "updated"
+    assert {c["field"] for c in rules[SEED_ID]["changes"]} == {"query", "queryFrequency"}
+    assert [rules[i]["action"] for i in COMPANION_IDS] == ["unchanged"] * len(COMPANION_IDS)
+    (put,) = rule_puts(server, SEED_ID)[1:]
+    assert put.body["etag"] == etag
+    assert len(rule_puts(server)) == len(PACK_IDS) + 1
     assert ws.rules[SEED_ID]["properties"]["query"] == deployed_query(seed())
 
 
 def test_status_reports_an_edit_behind_our_back_as_drift(az: Any, ws: Workspace) -> None:
     run = az("status", "--output", "json")
     assert run.code == 1
-    assert [r["state"] for r in run.json()["rules"]] == ["missing"]
+    assert [r["state"] for r in run.json()["rules"]] == ["missing"] * len(PACK_IDS)
     assert az("deploy").code == 0
     run = az("status", "--output", "json")
-    assert (run.code, [r["state"] for r in run.json()["rules"]]) == (0, ["in-sync"])
+    assert (run.code, [r["state"] for r in run.json()["rules"]]) == (
+        0, ["in-sync"] * len(PACK_IDS))
 
     ws.edit_rule(SEED_ID, query="DeviceProcessEvents | where FileName == 'cmd.exe'")
     run = az("status", "--output", "json")
     assert run.code == 1
-    (rule,) = run.json()["rules"]
-    assert rule["state"] == "drifted"
-    assert rule["changes"] == [{"field": "query",
-                                "from": "DeviceProcessEvents | where FileName == 'cmd.exe'",
-                                "to": deployed_query(seed()).strip()}]
+    rules = by_id(run.json())
+    assert rules[SEED_ID]["state"] == "drifted"
+    assert rules[SEED_ID]["changes"] == [{
+        "field": "query", "from": "DeviceProcessEvents | where FileName == 'cmd.exe'",
+        "to": deployed_query(seed()).strip()}]
+    assert [rules[i]["state"] for i in COMPANION_IDS] == ["in-sync"] * len(COMPANION_IDS)
     table = az("status")
     assert table.code == 1 and "drifted" in table.stdout and "query:" in table.stdout
+
+
+def test_status_of_a_companion_rule_drifting(az: Any, ws: Workspace) -> None:
+    sqli = "427d2c25-b200-43f2-8d98-fc3686ec3258"
+    assert az("deploy").code == 0
+    ws.edit_rule(sqli, severity="Low")
+    run = az("status", "--rule", sqli, "--output", "json")
+    assert run.code == 1
+    (rule,) = run.json()["rules"]
+    assert (rule["id"], rule["state"]) == (sqli, "drifted")
+    assert rule["changes"] == [{"field": "severity", "from": "Low", "to": "Medium"}]
 
 
 def test_status_disabled_and_auto_disabled(az: Any, ws: Workspace) -> None:
     assert az("deploy", "--disabled").code == 0
     run = az("status", "--output", "json")
-    assert (run.code, run.json()["rules"][0]["state"]) == (1, "disabled")
+    assert (run.code, [r["state"] for r in run.json()["rules"]]) == (
+        1, ["disabled"] * len(PACK_IDS))
 
     original = ws.rules[SEED_ID]["properties"]
     ws.edit_rule(SEED_ID, displayName="AUTO DISABLED " + original["displayName"],
                  description="The rule was disabled: table DeviceProcessEvents was not found. "
                  + original["description"])
-    (rule,) = az("status", "--output", "json").json()["rules"]
+    rule = by_id(az("status", "--output", "json").json())[SEED_ID]
     assert rule["state"] == "auto-disabled"
     assert rule["reason"] == "The rule was disabled: table DeviceProcessEvents was not found."
 
@@ -196,11 +262,12 @@ def test_remove_deletes_and_a_second_remove_succeeds(az: Any, server: AzureServe
     assert az("deploy").code == 0
     run = az("remove", "--yes", "--output", "json")
     assert run.code == 0, run.stderr
-    assert [r["action"] for r in run.json()["rules"]] == ["deleted"]
+    assert [r["action"] for r in run.json()["rules"]] == ["deleted"] * len(PACK_IDS)
     assert ws.rules == {}
     run = az("remove", "--yes", "--output", "json")
     assert run.code == 0
-    assert [r["action"] for r in run.json()["rules"]] == ["absent"]
+    assert [r["action"] for r in run.json()["rules"]] == ["absent"] * len(PACK_IDS)
+    assert len(server.calls("DELETE", RULES_PREFIX)) == 2 * len(PACK_IDS)
     assert len(server.calls("DELETE", RULES)) == 2
 
 
@@ -213,37 +280,69 @@ def test_remove_without_a_terminal_needs_yes(az: Any, server: AzureServer) -> No
 
 def test_workspace_without_the_table_gets_a_refused_deploy(
         az: Any, server: AzureServer) -> None:
-    bare = server.add_workspace(name="noDefender", tables={"SecurityEvent": {"Computer": "string"}})
+    bare = server.add_workspace(name="noDefenderProcesses",
+                                tables=pack_tables("DeviceProcessEvents"))
     run = az("deploy", "--output", "json", workspace=bare)
     assert run.code == 2
-    (rule,) = run.json()["rules"]
+    rules = by_id(run.json())
+    rule = rules[SEED_ID]
     assert rule["action"] == "refused"
     assert "DeviceProcessEvents" in rule["reason"]
     assert "Failed to resolve table or column expression named 'DeviceProcessEvents'" in (
         rule["reason"])
-    assert "refused" in run.stderr
-    assert server.writes == []
+    assert f"rule {SEED_ID} refused" in run.stderr
+    # The rules whose tables are there proceed.
+    assert [rules[i]["action"] for i in COMPANION_IDS] == ["created"] * len(COMPANION_IDS)
+    assert sorted(bare.rules) == sorted(COMPANION_IDS)
+    assert rule_puts(server, SEED_ID) == []
     forced = az("deploy", "--force", "--output", "json", workspace=bare)
     assert forced.code == 0
-    (rule,) = forced.json()["rules"]
-    assert rule["action"] == "created" and rule["reason"].startswith("forced: ")
+    rules = by_id(forced.json())
+    assert rules[SEED_ID]["action"] == "created"
+    assert rules[SEED_ID]["reason"].startswith("forced: ")
+    assert [rules[i]["action"] for i in COMPANION_IDS] == ["unchanged"] * len(COMPANION_IDS)
+
+
+def test_a_workspace_with_none_of_the_tables_refuses_every_rule(
+        az: Any, server: AzureServer) -> None:
+    bare = server.add_workspace(name="noDefender", tables={"SecurityEvent": {"Computer": "string"}})
+    run = az("deploy", "--output", "json", workspace=bare)
+    assert run.code == 2
+    reasons = {r["id"]: r["reason"] for r in run.json()["rules"] if r["action"] == "refused"}
+    assert sorted(reasons) == sorted(PACK_IDS)
+    assert "'DeviceFileEvents'" in reasons["e7c48b62-1115-4cc1-8814-929c734334ff"]
+    assert "'W3CIISLog'" in reasons["427d2c25-b200-43f2-8d98-fc3686ec3258"]
+    assert server.writes == []
 
 
 def test_a_missing_column_refuses_the_rule(az: Any, server: AzureServer) -> None:
-    old = server.add_workspace(name="old", tables={"DeviceProcessEvents": dpe_columns("SHA256")})
-    (rule,) = az("deploy", "--output", "json", workspace=old).json()["rules"]
-    assert rule["action"] == "refused"
-    assert "SHA256" in rule["reason"]
+    old = server.add_workspace(name="old", tables={**pack_tables(),
+                                                   "DeviceProcessEvents": dpe_columns("SHA256")})
+    rules = by_id(az("deploy", "--output", "json", workspace=old).json())
+    assert rules[SEED_ID]["action"] == "refused"
+    assert "SHA256" in rules[SEED_ID]["reason"]
+    assert [rules[i]["action"] for i in COMPANION_IDS] == ["created"] * len(COMPANION_IDS)
+
+
+def test_a_missing_column_of_a_companion_table_refuses_that_rule(
+        az: Any, server: AzureServer) -> None:
+    sqli = "427d2c25-b200-43f2-8d98-fc3686ec3258"
+    iis = {c: t for c, t in known_tables()["W3CIISLog"].columns.items() if c != "csUriQuery"}
+    old = server.add_workspace(name="oldIis", tables={**pack_tables(), "W3CIISLog": iis})
+    rules = by_id(az("deploy", "--output", "json", workspace=old).json())
+    assert rules[sqli]["action"] == "refused"
+    assert "W3CIISLog" in rules[sqli]["reason"] and "csUriQuery" in rules[sqli]["reason"]
+    assert rules[SEED_ID]["action"] == "created"
 
 
 def test_read_back_that_lost_a_field_fails_loudly(az: Any, server: AzureServer) -> None:
     server.drop_on_write = {"techniques"}
     run = az("deploy", "--output", "json")
     assert run.code == 4
-    (rule,) = run.json()["rules"]
-    assert rule["action"] == "failed"
-    assert "techniques" in rule["reason"]
-    assert "error: rule" in run.stderr and "techniques" in run.stderr
+    for rule in run.json()["rules"]:
+        assert rule["action"] == "failed"
+        assert "techniques" in rule["reason"]
+    assert f"error: rule {SEED_ID}" in run.stderr and "techniques" in run.stderr
 
 
 # --- errors and exit codes -----------------------------------------------------------------------
@@ -307,26 +406,30 @@ def test_400_reaches_the_user_with_the_service_text(az: Any, server: AzureServer
 
 
 def test_409_replans_and_retries_once(az: Any, server: AzureServer) -> None:
-    server.inject(fail(409, method="PUT", code="Conflict", message="etag mismatch"))
+    server.inject(fail(409, method="PUT", contains=RULES, code="Conflict",
+                       message="etag mismatch"))
     run = az("deploy", "--output", "json")
     assert run.code == 0, run.stderr
-    assert [r["action"] for r in run.json()["rules"]] == ["created"]
-    assert len(rule_puts(server)) == 2
+    assert [r["action"] for r in run.json()["rules"]] == ["created"] * len(PACK_IDS)
+    assert len(rule_puts(server, SEED_ID)) == 2
+    assert len(rule_puts(server)) == len(PACK_IDS) + 1
 
 
 def test_409_twice_is_reported(az: Any, server: AzureServer) -> None:
-    server.inject(fail(409, times=2, method="PUT", code="Conflict", message="etag mismatch"))
+    server.inject(fail(409, times=2, method="PUT", contains=RULES, code="Conflict",
+                       message="etag mismatch"))
     run = az("deploy", "--output", "json")
     assert run.code == 4
-    (rule,) = run.json()["rules"]
-    assert rule["action"] == "failed" and "etag mismatch" in rule["reason"]
+    rules = by_id(run.json())
+    assert rules[SEED_ID]["action"] == "failed" and "etag mismatch" in rules[SEED_ID]["reason"]
+    assert [rules[i]["action"] for i in COMPANION_IDS] == ["created"] * len(COMPANION_IDS)
 
 
 def test_429_with_retry_after_is_retried(az: Any, server: AzureServer) -> None:
-    server.inject(fail(429, method="PUT", code="TooManyRequests", message="throttled",
-                       headers={"Retry-After": "1"}))
+    server.inject(fail(429, method="PUT", contains=RULES, code="TooManyRequests",
+                       message="throttled", headers={"Retry-After": "1"}))
     started = time.monotonic()
-    run = az("deploy", "--output", "json")
+    run = az("deploy", "--rule", SEED_ID, "--output", "json")
     assert run.code == 0, run.stderr
     assert time.monotonic() - started >= 1.0
     assert [r["action"] for r in run.json()["rules"]] == ["created"]

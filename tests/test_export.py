@@ -167,16 +167,30 @@ def test_cli_export_to_folder(cli: Callable[..., Any], tmp_path: Path) -> None:
     run = cli("export", "-f", "arm", "-f", "bicep", "-f", "yaml", "--out", str(tmp_path))
     assert run.code == 0, run.stderr
     assert run.stdout == ""
+    stems = sorted(Path(r.path).stem for r in _rules())
+    assert stems == ["log4shell_jndi_lookup", "sql_injection_in_request",
+                     "web_server_child_process", "web_shell_file_in_web_root"]
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == [
-        "arm/web_server_child_process.json", "bicep/web_server_child_process.bicep",
-        "yaml/web_server_child_process.yaml"]
-    assert "wrote 3 file(s)" in run.stderr
-    assert (tmp_path / "arm" / "web_server_child_process.json").read_text() == (
-        ROOT / "infra" / "arm" / "web_server_child_process.json").read_text()
+        f"{folder}/{stem}.{ext}" for folder, ext in (("arm", "json"), ("bicep", "bicep"),
+                                                     ("yaml", "yaml")) for stem in stems]
+    assert "wrote 12 file(s)" in run.stderr
+    for stem in stems:  # what the committed infra/ holds, rule by rule
+        assert (tmp_path / "arm" / f"{stem}.json").read_text() == (
+            ROOT / "infra" / "arm" / f"{stem}.json").read_text()
+        assert (tmp_path / "bicep" / f"{stem}.bicep").read_text() == (
+            ROOT / "infra" / "bicep" / f"{stem}.bicep").read_text()
 
     single = tmp_path / "one"
-    assert cli("export", "-f", "bicep", "--out", str(single)).code == 0
+    assert cli("export", "-f", "bicep", "--rule", SEED_ID, "--out", str(single)).code == 0
     assert [p.name for p in single.iterdir()] == ["web_server_child_process.bicep"]
+
+
+def test_arm_export_of_the_web_shell_rule_carries_its_sub_technique() -> None:
+    (rule,) = [r for r in _rules() if Path(r.path).stem == "web_shell_file_in_web_root"]
+    (resource,) = export.arm_template([rule])["resources"]
+    assert resource["properties"] == to_api_properties(rule)
+    assert resource["properties"]["techniques"] == ["T1190", "T1505"]
+    assert resource["properties"]["subTechniques"] == ["T1505.003"]
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -8,6 +8,8 @@ done once; --prune removes only rules the tool deployed.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import signal
@@ -45,6 +47,8 @@ from tests.fleet_server import (
 ROOT = Path(__file__).resolve().parent.parent
 RULE_ID = "5b8c3f1e-7d2a-4e6b-9c41-0f3a8e2d1b77"
 FOREIGN = "0f9e8d7c-6b5a-4321-8765-43210fedcba9"  # a customer's own rule, never ours
+#: The whole pack (four rules): a rollout deploys each of them to every workspace.
+PACK_IDS = [r.id for r in load_pack(ROOT).rules]
 
 
 def sub(n: int) -> str:
@@ -117,9 +121,9 @@ def test_fifty_targets_transient_faults_and_one_forbidden(
         assert denied.name in failed["error"]
         assert doc["complete"] is True
         for ws in fleet:
-            expected = 0 if ws is denied else 1
+            expected = 0 if ws is denied else len(PACK_IDS)  # one PUT per rule
             assert server.done_writes(server.key(ws)) == expected, ws.name
-            assert (RULE_ID in ws.rules) is (ws is not denied)
+            assert sorted(ws.rules) == ([] if ws is denied else sorted(PACK_IDS))
         assert "error: " not in run.stderr
         assert "report: " in run.stderr and "created 49" in run.stderr
 
@@ -217,7 +221,7 @@ def test_killed_run_resumed_ends_with_every_target_done_once(
         assert final["complete"] and final["summary"]["pending"] == 0
         assert final["summary"]["created"] + final["summary"]["unchanged"] == 40
         for ws in fleet:  # a rule written just before the kill is found unchanged, not rewritten
-            assert server.done_writes(server.key(ws)) == 1, ws.name
+            assert server.done_writes(server.key(ws)) == len(PACK_IDS), ws.name
 
 
 def test_an_exception_mid_run_keeps_every_finished_target(tmp_path: Path) -> None:
@@ -245,7 +249,7 @@ def test_an_exception_mid_run_keeps_every_finished_target(tmp_path: Path) -> Non
         final = rollout(targets_of(fleet), rules, factory(server), concurrency=2,
                         report_path=path, resume_from=saved)
         assert final.complete and final.summary()["created"] == 12
-        assert all(server.done_writes(server.key(ws)) == 1 for ws in fleet)
+        assert all(server.done_writes(server.key(ws)) == len(PACK_IDS) for ws in fleet)
 
 
 # --- dry run, prune, status ----------------------------------------------------------------------
@@ -255,7 +259,9 @@ def test_dry_run_prints_the_fleet_plan_and_writes_nothing(
         cli: Callable[..., Any], tmp_path: Path, credential: FakeCredential) -> None:
     with FleetServer(tmp_path) as server:
         fleet = make_fleet(server, 3)
-        fleet[1].tables.clear()  # no DeviceProcessEvents: the rule would be auto-disabled
+        # No DeviceProcessEvents: that rule would be auto-disabled, the others can go.
+        del fleet[1].tables["DeviceProcessEvents"]
+        fleet[2].tables.clear()  # none of the pack's tables: every rule refused
         targets = str(write_targets(tmp_path / "t.csv", fleet))
         run = cli("rollout", "--targets", targets, "--dry-run", "--report",
                   str(tmp_path / "plan.json"), "--output", "json", env=server.env)
@@ -267,16 +273,46 @@ def test_dry_run_prints_the_fleet_plan_and_writes_nothing(
     assert run.code == 0, run.stderr
     doc = run.json()
     assert doc["dry_run"] is True
-    assert [t["status"] for t in doc["targets"]] == ["would-create", "skipped", "would-create"]
+    assert [t["status"] for t in doc["targets"]] == ["would-create", "would-create", "skipped"]
     assert doc["summary"]["would-create"] == 2 and doc["summary"]["skipped"] == 1
-    assert "DeviceProcessEvents" in doc["targets"][1]["error"]
-    assert doc["targets"][0]["rules"][0]["action"] == "would-create"
+    assert [r["action"] for r in doc["targets"][0]["rules"]] == ["would-create"] * len(PACK_IDS)
+    partial = {r["id"]: r for r in doc["targets"][1]["rules"]}
+    assert partial[RULE_ID]["action"] == "refused"
+    assert "DeviceProcessEvents" in partial[RULE_ID]["reason"]
+    assert [partial[i]["action"] for i in PACK_IDS if i != RULE_ID] == ["would-create"] * 3
+    assert all(r["action"] == "refused" for r in doc["targets"][2]["rules"])
+    assert "DeviceProcessEvents" in doc["targets"][2]["error"]
+    assert "W3CIISLog" in doc["targets"][2]["error"]
     assert "fleet plan (dry run: nothing written)" in table.stdout
     assert "ws-001" in table.stdout and "would-create" in table.stdout
-    header, *lines = rows.stdout.splitlines()
-    assert header == ("subscription_id,resource_group,workspace,status,rule_id,rule_name,"
-                      "action,changes,error")
-    assert len(lines) == 3 and lines[0].split(",")[6] == "would-create"
+    assert "refused" in table.stdout
+    assert rows.stdout.splitlines()[0] == ("subscription_id,resource_group,workspace,status,"
+                                           "rule_id,rule_name,action,changes,error")
+    lines = list(csv.DictReader(io.StringIO(rows.stdout)))
+    assert len(lines) == 3 * len(PACK_IDS)  # a row per workspace and rule
+    assert {line["action"] for line in lines[:len(PACK_IDS)]} == {"would-create"}
+    (seed_row,) = [line for line in lines
+                   if line["workspace"] == "ws-001" and line["rule_id"] == RULE_ID]
+    assert seed_row["action"] == "refused" and "DeviceProcessEvents" in seed_row["error"]
+
+
+def test_a_refused_rule_shows_even_where_the_rest_is_unchanged(
+        cli: Callable[..., Any], tmp_path: Path, credential: FakeCredential) -> None:
+    with FleetServer(tmp_path) as server:
+        fleet = make_fleet(server, 2)
+        del fleet[1].tables["DeviceProcessEvents"]
+        targets = str(write_targets(tmp_path / "t.csv", fleet))
+        first = cli("rollout", "--targets", targets, "--report", str(tmp_path / "1.json"),
+                    "--output", "json", env=server.env)
+        again = cli("rollout", "--targets", targets, "--report", str(tmp_path / "2.json"),
+                    env=server.env)
+    assert first.code == 0, first.stderr
+    assert [t["status"] for t in first.json()["targets"]] == ["created", "created"]
+    assert sorted(fleet[1].rules) == sorted(i for i in PACK_IDS if i != RULE_ID)
+    # Second run: both targets unchanged, yet the table still shows ws-001's refused rule.
+    assert again.code == 0, again.stderr
+    text = " ".join(again.stdout.split())
+    assert "ws-001" in text and "refused" in text and "ws-000" not in text
 
 
 def _foreign_rules(ws: Workspace) -> None:
@@ -297,20 +333,21 @@ def test_prune_deletes_only_retired_rules_the_tool_deployed(tmp_path: Path) -> N
         assert first.summary()["created"] == 3
         for ws in fleet:
             _foreign_rules(ws)
-        # The current pack keeps its rule: prune deletes nothing.
+        # The current pack keeps its rules: prune deletes nothing.
         kept = rollout(targets_of(fleet), pack, factory(server), prune=True)
         assert kept.summary()["pruned"] == 0 and server.count(method="DELETE") == 0
-        # A later pack retired the rule (it stays in shipped_rule_ids.txt).
+        # A later pack retired the rules (they stay in shipped_rule_ids.txt).
         plan = rollout(targets_of(fleet), (), factory(server), prune=True, keep_ids=(),
                        dry_run=True)
         assert server.count(method="DELETE") == 0
-        assert [p["action"] for t in plan.targets for p in t.pruned] == ["would-delete"] * 3
+        assert [p["action"] for t in plan.targets for p in t.pruned] == (
+            ["would-delete"] * 3 * len(pack))
         assert plan.summary()["would-update"] == 3
         pruned = rollout(targets_of(fleet), (), factory(server), prune=True, keep_ids=())
 
-    assert pruned.summary()["pruned"] == 3 and pruned.summary()["updated"] == 3
-    assert [dict(p) for p in pruned.targets[0].pruned] == [{
-        "name": RULE_ID, "displayName": pack[0].name, "action": "deleted"}]
+    assert pruned.summary()["pruned"] == 3 * len(pack) and pruned.summary()["updated"] == 3
+    assert sorted((p["name"], p["displayName"], p["action"]) for p in pruned.targets[0].pruned
+                  ) == sorted((r.id, r.name, "deleted") for r in pack)
     for ws in fleet:
         assert sorted(ws.rules) == sorted(["builtinfusion", FOREIGN])
 
@@ -327,7 +364,7 @@ def test_prune_through_the_cli_keeps_the_pack_and_foreign_rules(
         assert run.code == 0, run.stderr
         assert server.count(method="DELETE") == 0
         for ws in fleet:
-            assert sorted(ws.rules) == sorted(["builtinfusion", FOREIGN, RULE_ID])
+            assert sorted(ws.rules) == sorted(["builtinfusion", FOREIGN, *PACK_IDS])
 
 
 def test_fleet_status_reports_every_workspace_and_rule(
@@ -347,12 +384,16 @@ def test_fleet_status_reports_every_workspace_and_rule(
     doc = run.json()
     states = {t["workspace"]: (t["status"], [r["state"] for r in t["rules"]])
               for t in doc["targets"]}
-    assert states == {"ws-000": ("in-sync", ["in-sync"]), "ws-001": ("out-of-sync", ["drifted"]),
-                      "ws-002": ("failed", []), "ws-003": ("out-of-sync", ["missing"])}
-    drift = by_workspace(doc)["ws-001"]["rules"][0]["changes"]
-    assert {"field": "queryFrequency", "from": "PT5H", "to": "PT1H"} in drift
+    drifted = ["drifted" if i == RULE_ID else "in-sync" for i in PACK_IDS]
+    assert states == {"ws-000": ("in-sync", ["in-sync"] * len(PACK_IDS)),
+                      "ws-001": ("out-of-sync", drifted), "ws-002": ("failed", []),
+                      "ws-003": ("out-of-sync", ["missing"] * len(PACK_IDS))}
+    (seed,) = [r for r in by_workspace(doc)["ws-001"]["rules"] if r["id"] == RULE_ID]
+    assert {"field": "queryFrequency", "from": "PT5H", "to": "PT1H"} in seed["changes"]
     assert "403" in by_workspace(doc)["ws-002"]["error"]
-    assert doc["summary"]["failed"] == 1 and doc["summary"]["rules_missing"] == 1
+    assert doc["summary"]["failed"] == 1
+    assert doc["summary"]["rules_missing"] == len(PACK_IDS)
+    assert doc["summary"]["rules_drifted"] == 1
     assert "fleet status" in table.stdout and "queryFrequency" in table.stdout
     assert clean.code == 0 and clean.json()["summary"]["in-sync"] == 1
 
@@ -414,7 +455,7 @@ def test_report_round_trips_and_a_dry_run_report_finishes_nothing(tmp_path: Path
     assert loaded.dry_run and remaining_targets(fleet, loaded) == fleet
     real = RolloutReport(list(loaded.targets))
     assert remaining_targets(fleet, real) == fleet  # would-create is not done either
-    assert resource_name(load_pack(ROOT).rules[0]) == RULE_ID
+    assert [resource_name(r) for r in load_pack(ROOT).rules] == [i.lower() for i in PACK_IDS]
 
 
 def test_never_more_workspaces_at_once_than_the_concurrency(tmp_path: Path) -> None:

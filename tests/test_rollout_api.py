@@ -16,6 +16,8 @@ from tests.fleet_server import FakeCredential, FleetServer, forbidden
 
 ROOT = Path(__file__).resolve().parent.parent
 SUB = "00000000-0000-0000-0000-000000000001"
+SEED_ID = "5b8c3f1e-7d2a-4e6b-9c41-0f3a8e2d1b77"
+PACK_IDS = [r.id for r in st.load_pack(ROOT).rules]
 
 
 @pytest.fixture
@@ -34,13 +36,25 @@ def endpoints(server: FleetServer) -> dict[str, str]:
 def test_plan_then_deploy_one_target(server: FleetServer) -> None:
     ws = server.add_fleet_workspace(SUB, "rg", "ws-one")
     target = Target(SUB, "rg", "ws-one")
-    [step] = st.plan_target(target, **endpoints(server))
-    assert step.action is Action.WOULD_CREATE and server.done_writes() == 0
+    steps = st.plan_target(target, **endpoints(server))
+    assert [(s.rule.id, s.action) for s in steps] == [(i, Action.WOULD_CREATE) for i in PACK_IDS]
+    assert server.done_writes() == 0
     result = st.deploy_to_target(target, **endpoints(server))
-    assert [p.action for p in result.rules] == [Action.CREATED]
+    assert [p.action for p in result.rules] == [Action.CREATED] * len(PACK_IDS)
     assert result.workspace.customer_id == ws.customer_id
-    [again] = st.plan_target(target, **endpoints(server))
-    assert again.action is Action.UNCHANGED
+    assert sorted(ws.rules) == sorted(PACK_IDS)
+    again = st.plan_target(target, **endpoints(server))
+    assert [s.action for s in again] == [Action.UNCHANGED] * len(PACK_IDS)
+
+
+def test_plan_and_deploy_a_chosen_rule(server: FleetServer) -> None:
+    ws = server.add_fleet_workspace(SUB, "rg", "ws-one")
+    target = Target(SUB, "rg", "ws-one")
+    [step] = st.plan_target(target, rule_ids=[SEED_ID], **endpoints(server))
+    assert (step.rule.id, step.action) == (SEED_ID, Action.WOULD_CREATE)
+    result = st.deploy_to_target(target, rule_ids=[SEED_ID], **endpoints(server))
+    assert [p.action for p in result.rules] == [Action.CREATED]
+    assert list(ws.rules) == [SEED_ID]
 
 
 def test_rollout_and_fleet_status_with_one_credential_for_all(server: FleetServer,
@@ -88,5 +102,5 @@ def test_example_script_plans_then_applies_then_resumes(server: FleetServer, tmp
     before = len(server.replies)
     assert main([*args, "--apply", "--resume"]) == 0
     assert server.touched(before) >= {"fabrikam-ws"}
-    assert server.done_writes(server.key(contoso)) == 1
-    assert server.done_writes(server.key(fabrikam)) == 1
+    assert server.done_writes(server.key(contoso)) == len(PACK_IDS)  # one PUT per rule
+    assert server.done_writes(server.key(fabrikam)) == len(PACK_IDS)

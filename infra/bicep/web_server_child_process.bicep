@@ -112,7 +112,7 @@ DeviceProcessEvents
     }
     alertDetailsOverride: {
       alertDisplayNameFormat: '{{InitiatingProcessFileName}} spawned {{FileName}} on {{DeviceName}}'
-      alertDescriptionFormat: 'Web-server process {{InitiatingProcessFileName}} started {{FileName}} ({{ExploitEvidence}}) on {{DeviceName}} as {{AccountName}}: {{ProcessCommandLine}}'
+      alertDescriptionFormat: 'Web-server process {{InitiatingProcessFileName}} started {{FileName}} ({{ExploitEvidence}}); the device, account and command line are in the alert\'s entities and custom details.'
     }
     eventGroupingSettings: {
       aggregationKind: 'AlertPerResult'
