@@ -27,7 +27,7 @@ def main() -> None:
     for path, render in FILES.items():
         text = path.read_text(encoding="utf-8")
         block = "query: |\n" + textwrap.indent(render(), "  ")
-        new, count = BLOCK.subn(lambda _: block, text, count=1)
+        new, count = BLOCK.subn(lambda _, block=block: block, text, count=1)
         if count != 1:
             raise SystemExit(f"{path}: no `query: |` block found")
         path.write_text(new, encoding="utf-8")

@@ -127,7 +127,7 @@ def test_bicep_strings(value: str, bicep: str) -> None:
 def test_yaml_export_round_trips(tmp_path: Path) -> None:
     text = export.render([_seed()], ExportFormat.yaml)
     assert text.startswith(f"id: {SEED_ID}\nname: Web server process spawned")
-    assert "\nquery: |\n  let WebServerParents = dynamic([\n" in text
+    assert "\nquery: |\n  DeviceProcessEvents\n  | where Timestamp > ago(24h)\n" in text
     assert "\ntactics:\n  - InitialAccess\n" in text
     path = tmp_path / "web_server_child_process.yaml"
     path.write_text(text)

@@ -24,22 +24,18 @@ or Java servers, the Exchange Hybrid Configuration Wizard, APM agents, DevOps ag
 running as an app-pool identity. Tune them with exclusions rather than disabling the rule.'''
     severity: 'High'
     enabled: true
-    query: '''let WebServerParents = dynamic([
-    "w3wp.exe", "httpd.exe", "nginx.exe", "apache2.exe", "java.exe", "python.exe",
-    "python3.exe", "php.exe", "php-cgi.exe", "node.exe", "ruby.exe", "perl.exe",
-    "tomcat9.exe", "tomcat8.exe", "ews.exe", "umworkerprocess.exe", "msexchangeservicehost.exe"
-]);
-let SuspiciousChildren = dynamic([
-    "cmd.exe", "powershell.exe", "pwsh.exe", "wscript.exe", "cscript.exe", "mshta.exe",
-    "rundll32.exe", "regsvr32.exe", "certutil.exe", "bitsadmin.exe", "curl.exe", "wget.exe",
-    "nc.exe", "ncat.exe", "net.exe", "net1.exe", "whoami.exe", "ipconfig.exe",
-    "systeminfo.exe", "nltest.exe", "ping.exe", "nslookup.exe", "tasklist.exe", "quser.exe",
-    "schtasks.exe", "at.exe", "sc.exe", "reg.exe"
-]);
-DeviceProcessEvents
+    query: '''DeviceProcessEvents
 | where Timestamp > ago(24h)
-| where InitiatingProcessFileName in~ (WebServerParents)
-| where FileName in~ (SuspiciousChildren)
+| where InitiatingProcessFileName in~ (
+        "w3wp.exe", "httpd.exe", "nginx.exe", "apache2.exe", "java.exe", "python.exe",
+        "python3.exe", "php.exe", "php-cgi.exe", "node.exe", "ruby.exe", "perl.exe",
+        "tomcat9.exe", "tomcat8.exe", "ews.exe", "umworkerprocess.exe", "msexchangeservicehost.exe")
+| where FileName in~ (
+        "cmd.exe", "powershell.exe", "pwsh.exe", "wscript.exe", "cscript.exe", "mshta.exe",
+        "rundll32.exe", "regsvr32.exe", "certutil.exe", "bitsadmin.exe", "curl.exe", "wget.exe",
+        "nc.exe", "ncat.exe", "net.exe", "net1.exe", "whoami.exe", "ipconfig.exe",
+        "systeminfo.exe", "nltest.exe", "ping.exe", "nslookup.exe", "tasklist.exe", "quser.exe",
+        "schtasks.exe", "at.exe", "sc.exe", "reg.exe")
 | extend ExploitEvidence = case(
     FileName in~ ("cmd.exe", "powershell.exe", "pwsh.exe", "wscript.exe", "cscript.exe", "mshta.exe"), "Shell Spawned",
     FileName in~ ("certutil.exe", "bitsadmin.exe", "curl.exe", "wget.exe", "nc.exe", "ncat.exe"), "Download/C2 Tool",
