@@ -28,7 +28,8 @@ class ExportFormat(StrEnum):
     sigma = "sigma"
 
 
-SUFFIX = {ExportFormat.arm: ".json", ExportFormat.bicep: ".bicep", ExportFormat.yaml: ".yaml"}
+SUFFIX = {ExportFormat.arm: ".json", ExportFormat.bicep: ".bicep", ExportFormat.yaml: ".yaml",
+          ExportFormat.sigma: ".yml"}
 ARM_SCHEMA = "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#"
 ARM_TYPE = "Microsoft.OperationalInsights/workspaces/providers/alertRules"
 #: The workspace is only referenced (``existing``); any GA api-version of it will do.
@@ -41,10 +42,16 @@ def file_name(rule: Rule, fmt: ExportFormat) -> str:
     return Path(rule.path).stem + SUFFIX[fmt]
 
 
-def _check(fmt: ExportFormat) -> None:
-    if fmt is ExportFormat.sigma:
-        raise InputError("export --format sigma is not available yet; "
-                         "use arm, bicep or yaml")
+def _sigma_text(rules: Sequence[Rule]) -> str:
+    """The rules Sigma can express, as multi-document YAML; an error when none can."""
+    from .sigma import to_sigma
+
+    documents = [text for text in map(to_sigma, rules) if text is not None]
+    if not documents:
+        names = ", ".join(Path(r.path).stem for r in rules)
+        raise InputError(f"Sigma cannot express {names} (Sigma export covers process-creation "
+                         "rules); use arm, bicep or yaml")
+    return "---\n".join(documents)
 
 
 # --- ARM -------------------------------------------------------------------------------------
@@ -206,9 +213,10 @@ def yaml_text(rules: Sequence[Rule]) -> str:
 
 def render(rules: Sequence[Rule], fmt: ExportFormat) -> str:
     """*rules* as one document: one ARM template, one Bicep file, or multi-document YAML."""
-    _check(fmt)
     if not rules:
         raise InputError("no rules to export")
+    if fmt is ExportFormat.sigma:
+        return _sigma_text(rules)
     if fmt is ExportFormat.arm:
         return arm_text(rules)
     if fmt is ExportFormat.bicep:
@@ -218,13 +226,17 @@ def render(rules: Sequence[Rule], fmt: ExportFormat) -> str:
 
 def files(rules: Sequence[Rule], formats: Iterable[ExportFormat]) -> dict[str, str]:
     """``{relative path: text}``: one file per rule per format (``arm/x.json`` when several
-    formats are asked for, ``x.json`` for one)."""
+    formats are asked for, ``x.json`` for one). Sigma files only for the rules Sigma can
+    express (an error when it can express none of them)."""
+    from .sigma import to_sigma
+
     chosen = list(dict.fromkeys(formats))
-    for fmt in chosen:
-        _check(fmt)
     out: dict[str, str] = {}
     for fmt in chosen:
-        for rule in rules:
+        expressible = [r for r in rules if fmt is not ExportFormat.sigma or to_sigma(r)]
+        if not expressible:
+            _sigma_text(rules)  # raises, naming the rules
+        for rule in expressible:
             name = file_name(rule, fmt)
             out[f"{fmt.value}/{name}" if len(chosen) > 1 else name] = render([rule], fmt)
     return out

@@ -194,7 +194,8 @@ def test_arm_export_of_the_web_shell_rule_carries_its_sub_technique() -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (("--format", "sigma"), "export --format sigma is not available yet"),
+    (("--format", "sigma", "--rule", "sql_injection_in_request"),
+     "Sigma cannot express sql_injection_in_request"),
     (("-f", "arm", "-f", "yaml"), "several --format values need --out FOLDER"),
     (("-f", "arm", "--rule", "nope"), "--rule 'nope' matches no rule"),
 ])
@@ -211,3 +212,16 @@ def test_cli_export_out_must_be_a_folder(cli: Callable[..., Any], tmp_path: Path
     target.write_text("{}")
     run = cli("export", "-f", "arm", "--out", str(target))
     assert run.code == 2
+
+
+def test_cli_export_sigma_writes_the_expressible_rules(cli: Callable[..., Any],
+                                                       tmp_path: Path) -> None:
+    import yaml
+
+    run = cli("export", "--format", "sigma", "--rule", "web_server_child_process")
+    assert run.code == 0, run.stderr
+    document = yaml.safe_load(run.stdout)
+    assert document["logsource"] == {"category": "process_creation", "product": "windows"}
+    run = cli("export", "--format", "sigma", "--out", str(tmp_path))
+    assert run.code == 0, run.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["web_server_child_process.yml"]

@@ -17,7 +17,7 @@ from .common import Debug, RuleIds, Verbose, command, output_stream
 Formats = Annotated[list[ExportFormat], typer.Option(
     "--format", "-f", case_sensitive=False,
     help="arm (ARM template), bicep, or yaml (normalised Azure-Sentinel YAML); repeat for "
-    "several with --out. sigma is not available yet.")]
+    "several with --out. sigma: a Sigma rule for each rule Sigma can express.")]
 OutDir = Annotated[Path | None, typer.Option(
     "--out", file_okay=False,
     help="Folder to write one file per rule into (per format in arm/, bicep/, yaml/ when "
