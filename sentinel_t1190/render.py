@@ -249,6 +249,7 @@ class RowFormatter:
                        + json.dumps(v, ensure_ascii=False, default=str)
                        for k, v in self.extra.items())
         self._end = tail + "}\n"
+        self._colkeys = keys
         # the text before each value; a row's first key also closes the previous line
         self._first = "{" + keys[0] if keys else ""
         self._keys = [self._end + "{" + keys[0], *("," + k for k in keys[1:])] if keys else []
@@ -306,6 +307,11 @@ class RowFormatter:
         if width == 0:
             return self._empty * len(rows)
         tokens = self._encode(list(chain.from_iterable(rows)))[1:-1].split("\x00")
+        if len(tokens) != width * len(rows):  # a list or object value holding the separator
+            value = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"),
+                                     default=str).encode
+            return "".join("{" + ",".join(map(str.__add__, self._colkeys, map(value, r)))
+                           + self._end for r in rows)
         parts = self._keys * len(rows)
         parts[0] = self._first
         text = [""] * (2 * len(tokens))
