@@ -26,8 +26,10 @@ from typing import Any
 
 import orjson
 
-#: Bytes buffered before a batch of rows is cut (about 1 MB).
-BATCH_CHARS = 1 << 20
+#: Bytes buffered before a batch of rows is cut (128 KiB, about 450 rows of a hunt). Batches
+#: this small stay in the CPU caches and die young: 500,000 rows took a quarter less CPU than
+#: with 1 MiB batches, and 4 MiB batches took over twice as long.
+BATCH_CHARS = 1 << 17
 #: Earlier ``],[`` tried when the last one is inside a string, before decoding row by row.
 _CUT_TRIES = 4
 _ROWS_KEY = re.compile(rb'"rows"\s*:\s*\[')
