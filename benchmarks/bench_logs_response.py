@@ -7,9 +7,7 @@ process's RSS once the code is imported, next to the response size.
 
 The measured path is the live hunt's own: the body streamed in 64 KiB chunks through
 logs_response.ResponseParser into livehunt.hunt_workspaces (classification check, summary,
-first/last seen, NDJSON via render.RowFormatter, the slice spool and the output sink). The
-sink is what ``hunt --out FILE`` hands over: the binary layer of a UTF-8 text file opened
-with ``newline=""`` (``--text-sink`` measures the text layer instead).
+first/last seen, NDJSON via render.RowFormatter, the slice spool and the output sink).
 
 Wall time on a shared machine swings with the other jobs, so each side is run --repeat
 times, alternating, and the best and the median are printed, with the CPU time (user +
@@ -84,7 +82,7 @@ from sentinel_t1190.logs_response import ResponseParser
 from sentinel_t1190.render import OutputFormat
 from sentinel_t1190.timespan import parse_instant
 
-path, out_path, text_sink = sys.argv[1], sys.argv[2], sys.argv[3] == "text"
+path, out_path = sys.argv[1], sys.argv[2]
 
 class FileAnswer:
     "The Logs API answer read from a file in 64 KiB chunks, as LogsClient streams it."
@@ -102,9 +100,7 @@ rule = api.default_hunt_rules(api.load_pack(), None)[0]
 window = Window(parse_instant("2025-12-01T00:00:00Z"), parse_instant("2026-02-01T00:00:00Z"))
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t, cpu = time.perf_counter(), time.process_time()
-with open(out_path, "w", encoding="utf-8", newline="") as out:
-    # what cli/hunt.py hands over for --out (its _utf8_bytes), unless --text-sink
-    sink = out if text_sink else out.buffer
+with open(out_path, "w", encoding="utf-8") as sink:
     result = hunt_workspaces(rule, ["00000000-0000-0000-0000-000000000000"], window,
                              FileAnswer(), sink, OutputFormat.ndjson,
                              options=LiveOptions(slice_size=window.end - window.start))
@@ -127,8 +123,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=500_000)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--text-sink", action="store_true",
-                        help="write the NDJSON through the text layer of the output file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         response = Path(tmp) / "response.json"
@@ -139,8 +133,7 @@ def main() -> None:
         load = os.getloadavg()[0]
         for _ in range(args.repeat):
             bases.append(measure(BASELINE, str(response)))
-            ourses.append(measure(OURS, str(response), str(Path(tmp) / "out.ndjson"),
-                                  "text" if args.text_sink else "binary"))
+            ourses.append(measure(OURS, str(response), str(Path(tmp) / "out.ndjson")))
         load = max(load, os.getloadavg()[0])
         base = min(bases, key=lambda r: float(r["seconds"]))  # type: ignore[arg-type]
         ours = min(ourses, key=lambda r: float(r["seconds"]))  # type: ignore[arg-type]

@@ -11,9 +11,7 @@ queried independently: one failing does not stop the others.
 from __future__ import annotations
 
 import codecs
-import io
 import operator
-import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -205,15 +203,9 @@ class LiveHuntResult:
 
 
 class RowSink(Protocol):
-    """Where finished slices' formatted rows go, in order (stdout, --out, a spool).
+    """Where finished slices' formatted rows go, in order (stdout, --out, a spool)."""
 
-    A text stream is written ``str``; a binary one (:class:`io.BufferedIOBase` or
-    :class:`io.RawIOBase`) is written the UTF-8 bytes as they are, which saves decoding and
-    re-encoding every row (the CLI hands the binary layer of stdout or ``--out`` when that
-    is the same thing: UTF-8 and no newline translation).
-    """
-
-    def write(self, data: Any, /) -> Any: ...
+    def write(self, text: str) -> Any: ...
 
 
 def hunt_workspaces(
@@ -244,7 +236,6 @@ def hunt_workspaces(
     columns: list[str] = []
     header_written = [False]
     warnings: list[str] = []
-    binary = isinstance(sink, io.BufferedIOBase | io.RawIOBase)
 
     def run(workspace: str, slice_: Window) -> SliceOutcome[_SliceData]:
         query = windowed_query(rule, slice_)
@@ -298,18 +289,13 @@ def hunt_workspaces(
             if data.columns and not columns:
                 columns.extend(data.columns)
             if fmt is OutputFormat.csv and not header_written[0] and data.columns:
-                header = RowFormatter(fmt, data.columns,
-                                      {"WorkspaceId": ""} if several else None).header()
-                sink.write(header.encode("utf-8") if binary else header)
+                sink.write(RowFormatter(fmt, data.columns,
+                                        {"WorkspaceId": ""} if several else None).header())
                 header_written[0] = True
-            data.spool.seek(0)
-            if binary:
-                shutil.copyfileobj(data.spool, sink, 1 << 20)
-                sink.flush()  # type: ignore[attr-defined]
-            else:
-                text = codecs.getincrementaldecoder("utf-8")()
-                for block in iter(lambda: data.spool.read(1 << 20), b""):
-                    sink.write(text.decode(block))
+            data.spool.seek(0)  # UTF-8: a block may end inside a character
+            text = codecs.getincrementaldecoder("utf-8")()
+            for block in iter(lambda: data.spool.read(1 << 20), b""):
+                sink.write(text.decode(block))
         report.findings += data.tally.total
         total.merge(data.tally)
 
@@ -418,16 +404,15 @@ def _seen(tally: Tally, devices: list[Any], stamps: list[Any]) -> None:
         if None in stamps:
             break
         cuts = list(compress(range(1, n), map(out_of_order, stamps, stamps[1:])))
-        if len(cuts) > n // 16:
-            continue
-        for start, end in zip([0, *cuts], [*cuts, n], strict=True):
-            names, times = devices[start:end], stamps[start:end]
-            forward = dict(zip(names, times, strict=True))
-            backward = dict(zip(reversed(names), reversed(times), strict=True))
-            oldest, newest = (forward, backward) if newest_first else (backward, forward)
-            _keep(first, oldest, operator.lt)
-            _keep(last, newest, operator.gt)
-        return
+        if len(cuts) <= n // 16:
+            for start, end in zip([0, *cuts], [*cuts, n], strict=True):
+                names, times = devices[start:end], stamps[start:end]
+                forward = dict(zip(names, times, strict=True))
+                backward = dict(zip(reversed(names), reversed(times), strict=True))
+                oldest, newest = (forward, backward) if newest_first else (backward, forward)
+                _keep(first, oldest, operator.lt)
+                _keep(last, newest, operator.gt)
+            return
     oldest, newest = {}, {}
     for name, stamp in zip(devices, stamps, strict=True):
         if stamp is None:

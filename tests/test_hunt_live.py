@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from pathlib import Path
 from random import Random
 from typing import Any
@@ -21,7 +20,7 @@ from sentinel_t1190.azure import credentials
 from sentinel_t1190.azure.clouds import resolve_cloud
 from sentinel_t1190.azure.logs import LogsClient, LogsQueryFailed, timespan_for
 from sentinel_t1190.errors import AuthError, InputError
-from sentinel_t1190.livehunt import LiveOptions, Tally, _seen
+from sentinel_t1190.livehunt import Tally, _seen
 from sentinel_t1190.render import OutputFormat
 from sentinel_t1190.sample import sample_clock, sample_files
 from tests.logs_server import (
@@ -343,22 +342,6 @@ def test_workspace_names_are_refused_before_any_query(server: LogsServer, cli: A
     run = live(server, "--workspace-id", "my-sentinel-workspace", cli=cli)
     assert run.code == 2 and "not a workspace ID" in run.stderr
     assert server.queries() == []
-
-
-def test_binary_and_text_sinks_get_the_same_bytes(server: LogsServer) -> None:
-    # the CLI hands the binary layer of stdout/--out; a text stream must get the same rows
-    server.add_csv_workspace(WS2, sample_files()[0])
-    outputs = []
-    for sink in (io.StringIO(), io.BytesIO()):
-        with LogsClient(resolve_cloud(logs_endpoint=server.url), FakeCredential()) as client:
-            api.hunt_live([WS1, WS2], lambda r, s=sink: s, OutputFormat.csv, client=client,
-                          timespan="7d", now=sample_clock(),
-                          options=LiveOptions(slice_size=timedelta(days=1), concurrency=1))
-        value = sink.getvalue()
-        outputs.append(value.encode() if isinstance(value, str) else value)
-    assert outputs[0] == outputs[1]
-    lines = outputs[0].decode().splitlines()
-    assert lines[0].endswith(",WorkspaceId") and len(lines) == 1 + 2 * len(local_rows("7d"))
 
 
 @pytest.mark.parametrize("order", ["newest first", "oldest first", "two runs", "shuffled",

@@ -158,26 +158,6 @@ def _progress(paths: list[str]) -> Iterator[None]:
         yield
 
 
-def _utf8_bytes(stream: IO[str]) -> IO[bytes] | None:
-    """The binary layer under *stream* when writing UTF-8 there is the same as writing text
-    (a UTF-8 stream that does not translate newlines: ``--out`` is opened with
-    ``newline=""``, stdout does not translate on POSIX). Streamed rows then skip a decode
-    and a re-encode of every byte."""
-    import codecs
-    import os
-
-    buffer = getattr(stream, "buffer", None)
-    encoding = getattr(stream, "encoding", None) or ""
-    try:
-        utf8 = codecs.lookup(encoding).name == "utf-8"
-    except LookupError:
-        utf8 = False
-    if buffer is None or not utf8 or os.linesep != "\n":
-        return None
-    stream.flush()
-    return buffer  # type: ignore[no-any-return]
-
-
 def _hunt_live(workspaces: list[str], *, rule: list[str] | None, timespan: str | None,
                start: str | None, end: str | None, now: str | None, fail_on_findings: bool,
                allow_partial: bool, state_path: Path | None, overlap: str,
@@ -201,11 +181,10 @@ def _hunt_live(workspaces: list[str], *, rule: list[str] | None, timespan: str |
     spools: list[IO[str]] = []
     with output_stream(out) as stream, LogsClient(
             target, credential, server_timeout=server_timeout) as client:
-        rows_to = _utf8_bytes(stream) if streamed else None
 
         def sink_for(_rule: Rule) -> Any:
             if streamed:
-                return rows_to or stream
+                return stream
             spool = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
             spools.append(spool)
             return spool
