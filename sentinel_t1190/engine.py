@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -210,8 +210,13 @@ class LocalEngine:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def load(self, files: Sequence[LocalFile], required: dict[str, set[str]]) -> None:
-        """Create a view per table over its files; *required* names columns a query needs."""
+    def load(self, files: Sequence[LocalFile], required: Mapping[str, set[str]],
+             confirm: Callable[[str, set[str]], set[str]] | None = None) -> None:
+        """Create a view per table over its files; *required* names columns a query needs.
+
+        *required* may be a cheap superset: *confirm(table, missing)*, when given, narrows the
+        columns a file lacks to those the query really reads before that is an error.
+        """
         if self.limited and any(_suffix(f.path) in _UNBUDGETED for f in files):
             self._lift_budget()
         by_table: dict[str, list[Path]] = {}
@@ -219,7 +224,8 @@ class LocalEngine:
             by_table.setdefault(f.table, []).append(f.path)
         for table, paths in by_table.items():
             schema = table_schema(table)
-            parts = [self._select(schema, p, required.get(table, set())) for p in paths]
+            parts = [self._select(schema, p, required.get(table, set()), confirm)
+                     for p in paths]
             self.con.execute(f"CREATE OR REPLACE VIEW {_ident(table)} AS "
                              + " UNION ALL ".join(parts))
 
@@ -230,7 +236,8 @@ class LocalEngine:
                          for c, t in schema.columns.items())
         self.con.execute(f"CREATE OR REPLACE VIEW {_ident(table)} AS SELECT {cols} LIMIT 0")
 
-    def _select(self, schema: TableSchema, path: Path, required: set[str]) -> str:
+    def _select(self, schema: TableSchema, path: Path, required: set[str],
+                confirm: Callable[[str, set[str]], set[str]] | None = None) -> str:
         suffix = _suffix(path)
         reader = _READERS[suffix].format(p=_literal(str(path)), c="")
         if suffix in (".csv", ".tsv") and _utf16(path):
@@ -259,6 +266,9 @@ class LocalEngine:
         for column in schema.columns.keys() - present.keys():
             if len(folded.get(column.lower(), [])) == 1:
                 present[column] = folded[column.lower()][0]
+        missing = required - present.keys()
+        if missing and confirm is not None:
+            required = required - (missing - confirm(schema.name, missing))
         _check_columns(schema, path, required, present, local_time)
         columns = []
         for column, kql_type in schema.columns.items():

@@ -10,12 +10,14 @@ queried independently: one failing does not stop the others.
 
 from __future__ import annotations
 
+import codecs
 import operator
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import compress
 from operator import itemgetter
 from typing import IO, Any, Protocol
 
@@ -120,9 +122,9 @@ def _column(columns: Sequence[str], name: str) -> Callable[[Sequence[Any]], Any]
 
 @dataclass
 class _SliceData:
-    """One slice's findings: formatted in a temporary file, and counted."""
+    """One slice's findings: formatted (UTF-8) in a temporary file, and counted."""
 
-    spool: IO[str]
+    spool: IO[bytes]
     columns: list[str] = field(default_factory=list)
     tally: Tally = field(default_factory=Tally)
 
@@ -240,7 +242,7 @@ def hunt_workspaces(
         span = timespan(slice_) if timespan else None
         outcome: SliceOutcome[_SliceData] | None = None
         for _attempt in range(1 + opts.cut_off_retries):
-            data = _SliceData(tempfile.TemporaryFile("w+", encoding="utf-8"))  # noqa: SIM115
+            data = _SliceData(tempfile.TemporaryFile("w+b"))  # noqa: SIM115
             handler = _RowHandler(data, fmt, workspace, several, check,
                                   opts.track_keys or bool(reported), reported)
             try:
@@ -290,9 +292,10 @@ def hunt_workspaces(
                 sink.write(RowFormatter(fmt, data.columns,
                                         {"WorkspaceId": ""} if several else None).header())
                 header_written[0] = True
-            data.spool.seek(0)
-            for block in iter(lambda: data.spool.read(1 << 20), ""):
-                sink.write(block)
+            data.spool.seek(0)  # UTF-8: a block may end inside a character
+            text = codecs.getincrementaldecoder("utf-8")()
+            for block in iter(lambda: data.spool.read(1 << 20), b""):
+                sink.write(text.decode(block))
         report.findings += data.tally.total
         total.merge(data.tally)
 
@@ -341,7 +344,8 @@ class _RowHandler:
     def columns(self, names: list[str], types: list[str]) -> None:
         self.data.columns = list(names)
         self.formatter = RowFormatter(self.fmt, names,
-                                      {"WorkspaceId": self.workspace} if self.tag else None)
+                                      {"WorkspaceId": self.workspace} if self.tag else None,
+                                      types)
         self.getters = {c: _column(names, c) for c in (
             detection.TIME_COLUMN, "DeviceName", "InitiatingProcessFileName", "FileName",
             "ExploitEvidence")}
@@ -386,32 +390,46 @@ class _RowHandler:
             tally.by_device.update(devices)
             if stamps:
                 _seen(tally, devices, stamps)
-        self.data.spool.write(self.formatter.rows(rows))
+        self.data.spool.write(self.formatter.encode(rows))
 
 
 def _seen(tally: Tally, devices: list[Any], stamps: list[Any]) -> None:
     """First and last seen per device over one batch."""
-    if None not in stamps and all(map(operator.ge, stamps, stamps[1:])):
-        # Sorted newest first (the query's order): in dict(zip()) the last write wins, so
-        # the reversed pairs give each device's newest time and the plain pairs its oldest.
-        newest = dict(zip(reversed(devices), reversed(stamps), strict=True))
-        oldest = dict(zip(devices, stamps, strict=True))
-    else:
-        newest, oldest = {}, {}
-        for name, stamp in zip(devices, stamps, strict=True):
-            if stamp is None:
-                continue
-            if name not in oldest or stamp < oldest[name]:
-                oldest[name] = stamp
-            if name not in newest or stamp > newest[name]:
-                newest[name] = stamp
     first, last = tally.first_seen, tally.last_seen
-    for name, stamp in oldest.items():
-        if name not in first or stamp < first[name]:
-            first[name] = stamp
-    for name, stamp in newest.items():
-        if name not in last or stamp > last[name]:
-            last[name] = stamp
+    n = len(stamps)
+    # Sorted newest first (the query's order) or oldest first, in a few runs at most: within
+    # a run, dict(zip()) keeps each device's last pair, so the pairs in one order give its
+    # newest time and in the other its oldest, with no Python loop per row.
+    for out_of_order, newest_first in ((operator.lt, True), (operator.gt, False)):
+        if None in stamps:
+            break
+        cuts = list(compress(range(1, n), map(out_of_order, stamps, stamps[1:])))
+        if len(cuts) <= n // 16:
+            for start, end in zip([0, *cuts], [*cuts, n], strict=True):
+                names, times = devices[start:end], stamps[start:end]
+                forward = dict(zip(names, times, strict=True))
+                backward = dict(zip(reversed(names), reversed(times), strict=True))
+                oldest, newest = (forward, backward) if newest_first else (backward, forward)
+                _keep(first, oldest, operator.lt)
+                _keep(last, newest, operator.gt)
+            return
+    oldest, newest = {}, {}
+    for name, stamp in zip(devices, stamps, strict=True):
+        if stamp is None:
+            continue
+        if name not in oldest or stamp < oldest[name]:
+            oldest[name] = stamp
+        if name not in newest or stamp > newest[name]:
+            newest[name] = stamp
+    _keep(first, oldest, operator.lt)
+    _keep(last, newest, operator.gt)
+
+
+def _keep(into: dict[str, str], found: dict[Any, Any],
+          better: Callable[[Any, Any], bool]) -> None:
+    for name, stamp in found.items():
+        if name not in into or better(stamp, into[name]):
+            into[name] = stamp
 
 
 def merge_keys(results: Sequence[LiveHuntResult]) -> Mapping[str, str]:

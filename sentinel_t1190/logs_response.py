@@ -4,13 +4,15 @@ A response is ``{"tables": [{"name", "columns": [{"name", "type"}], "rows": [[..
 "error": {...}?}``; an ``error`` next to ``tables`` is a *partial* result (what
 azure-monitor-query reports as ``LogsQueryPartialResult``). It can be 500,000 rows and
 ~100 MB, so rows are handed on in batches while the body arrives and the whole body is never
-held: memory is one batch (about :data:`BATCH_CHARS` characters), not the response.
+held: memory is one batch (about :data:`BATCH_CHARS` bytes), not the response.
 
-How a batch is cut: the text up to the last ``],[`` in the buffer is parsed as one JSON array
-in a single ``json.loads`` call (C speed). That is only accepted when every element is a row
-of scalars with the table's column count; a cut inside a string (a command line holding
-``],[``) cannot parse, since the string would be unterminated. Anything else falls back to
-decoding one row at a time, which is always exact.
+How a batch is cut: the bytes up to the last ``],[`` in the buffer are parsed as one JSON
+array in a single ``orjson.loads`` call (C speed, straight from the UTF-8 bytes). That is only
+accepted when every element is a row of scalars with the table's column count; a cut inside a
+string (a command line holding ``],[``) cannot parse, since the string would be unterminated,
+so a few earlier ``],[`` are tried. Anything else falls back to decoding one row at a time
+with the standard library, which is always exact (and accepts what orjson refuses, such as
+``NaN`` or a lone surrogate escape).
 """
 
 from __future__ import annotations
@@ -22,9 +24,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Characters buffered before a batch of rows is cut (about 1 MB).
-BATCH_CHARS = 1 << 20
-_ROWS_KEY = re.compile(r'"rows"\s*:\s*\[')
+import orjson
+
+#: Bytes buffered before a batch of rows is cut (128 KiB, about 450 rows of a hunt). Batches
+#: this small stay in the CPU caches and die young: 500,000 rows took a quarter less CPU than
+#: with 1 MiB batches, and 4 MiB batches took over twice as long.
+BATCH_CHARS = 1 << 17
+#: Earlier ``],[`` tried when the last one is inside a string, before decoding row by row.
+_CUT_TRIES = 4
+_ROWS_KEY = re.compile(rb'"rows"\s*:\s*\[')
 _COLUMNS_KEY = re.compile(r'"columns"\s*:\s*')
 _SPACE = re.compile(r"\s*")
 _DECODER = json.JSONDecoder()
@@ -68,7 +76,7 @@ def normalize_datetime(value: Any) -> Any:
 
 
 class ResponseParser:
-    """Feed the body's text as it arrives; complete rows go to *on_rows* in batches.
+    """Feed the body's bytes as they arrive; complete rows go to *on_rows* in batches.
 
     *on_columns* is called once with (names, types) before the first batch.
     """
@@ -79,24 +87,20 @@ class ResponseParser:
         self._on_rows = on_rows
         self._on_columns = on_columns
         self._batch = batch_chars
-        self._buf = ""
-        #: Text received but not yet joined onto _buf (joining once per batch, not per
+        self._buf = b""
+        #: Bytes received but not yet joined onto _buf (joining once per batch, not per
         #: chunk, keeps the copying linear in the body size).
-        self._parts: list[str] = []
+        self._parts: list[bytes] = []
         self._pending = 0
         self._head = ""
         self._state = "head"  # head -> rows -> tail
-        self._decoder = codecs.getincrementaldecoder("utf-8")()
         self.result = ParsedResponse()
         self._datetime_idx: list[int] = []
 
     # -- input ---------------------------------------------------------------------------
     def feed_bytes(self, chunk: bytes) -> None:
-        self.feed(self._decoder.decode(chunk))
-
-    def feed(self, text: str) -> None:
-        self._parts.append(text)
-        self._pending += len(text)
+        self._parts.append(chunk)
+        self._pending += len(chunk)
         if self._state == "rows" and len(self._buf) + self._pending < self._batch:
             return
         self._join()
@@ -105,29 +109,32 @@ class ResponseParser:
         while self._state == "rows" and len(self._buf) >= self._batch:
             before = len(self._buf)
             self._cut_batches()
-            if len(self._buf) == before:  # an incomplete row: wait for more text
+            if len(self._buf) == before:  # an incomplete row: wait for more bytes
                 break
+
+    def feed(self, text: str) -> None:
+        """Feed text already decoded (the body itself goes to :meth:`feed_bytes`)."""
+        self.feed_bytes(text.encode("utf-8"))
 
     def close(self) -> ParsedResponse:
         """The end of the body: the last rows, then the columns and error of the whole."""
-        self._parts.append(self._decoder.decode(b"", final=True))
         self._join()
         if self._state == "head":
             self._find_rows()
         if self._state == "head":  # no rows array at all: a small document, parse it whole
-            self._finish(self._head + self._buf)
+            self._finish(_text(self._buf))
             return self.result
         if self._state == "rows":
             self._cut_batches(exact=False)  # the bulk in one go, the last row(s) exactly
             self._decode_rows(final=True)
         if self._state != "tail":
             raise ResponseFormatError("the response ends inside its rows")
-        self._finish(self._head + "[]" + self._buf)
+        self._finish(self._head + "[]" + _text(self._buf))
         return self.result
 
     def _join(self) -> None:
         if self._parts:
-            self._buf += "".join(self._parts)
+            self._buf += b"".join(self._parts)
             self._parts.clear()
             self._pending = 0
 
@@ -136,7 +143,7 @@ class ResponseParser:
         match = _ROWS_KEY.search(self._buf)
         if not match:
             return
-        head = self._buf[: match.end() - 1]
+        head = _text(self._buf[: match.end() - 1])
         cols = _COLUMNS_KEY.search(head)
         if cols is None:
             raise ResponseFormatError("the response has rows but no columns")
@@ -155,16 +162,21 @@ class ResponseParser:
         self._state = "rows"
 
     def _cut_batches(self, exact: bool = True) -> None:
-        cut = self._buf.rfind("],[")
-        if cut > 0:
+        buf, end = self._buf, len(self._buf)
+        for _ in range(_CUT_TRIES):
+            cut = buf.rfind(b"],[", 0, end)
+            if cut <= 0:
+                break
             try:
-                rows = json.loads("[" + self._buf[: cut + 1] + "]")
-            except ValueError:
-                rows = None
-            if rows is not None and self._valid(rows):
-                self._buf = self._buf[cut + 2:]
+                rows = orjson.loads(b"[" + buf[: cut + 1] + b"]")
+            except orjson.JSONDecodeError:
+                end = cut  # inside a string, or something only the exact path reads
+                continue
+            if self._valid(rows):
+                self._buf = buf[cut + 2:]
                 self._emit(rows)
                 return
+            break
         if exact:
             self._decode_rows(final=False)
 
@@ -179,7 +191,12 @@ class ResponseParser:
 
     def _decode_rows(self, *, final: bool) -> None:
         """Exact fallback: one row at a time, up to the end of the rows or of the buffer."""
-        buf, pos, rows = self._buf, 0, []
+        data = self._buf
+        try:  # an incomplete character at the end of a non-final buffer waits for the rest
+            buf = codecs.getincrementaldecoder("utf-8")().decode(data, final=final)
+        except UnicodeDecodeError as exc:
+            raise ResponseFormatError(f"the response is not UTF-8: {exc}") from None
+        pos, rows = 0, []
         while True:
             pos = _SPACE.match(buf, pos).end()  # type: ignore[union-attr]
             if pos < len(buf) and buf[pos] == "]":
@@ -202,7 +219,8 @@ class ResponseParser:
             if not final and len(rows) >= 10_000:
                 break
         # a row decoded at the very end of a non-final buffer may be followed by more text
-        self._buf = buf[pos:]
+        consumed = pos if len(buf) == len(data) else len(buf[:pos].encode("utf-8"))
+        self._buf = data[consumed:]
         if rows:
             self._emit(rows)
 
@@ -234,6 +252,13 @@ class ResponseParser:
                 self._on_columns(self.result.columns, self.result.types)
         error = document.get("error")
         self.result.error = error if isinstance(error, dict) else None
+
+
+def _text(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ResponseFormatError(f"the response is not UTF-8: {exc}") from None
 
 
 def parse_chunks(chunks: Iterable[bytes], on_rows: RowsCallback,

@@ -10,6 +10,7 @@ import io
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from random import Random
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from sentinel_t1190.azure import credentials
 from sentinel_t1190.azure.clouds import resolve_cloud
 from sentinel_t1190.azure.logs import LogsClient, LogsQueryFailed, timespan_for
 from sentinel_t1190.errors import AuthError, InputError
+from sentinel_t1190.livehunt import Tally, _seen
 from sentinel_t1190.render import OutputFormat
 from sentinel_t1190.sample import sample_clock, sample_files
 from tests.logs_server import (
@@ -340,3 +342,27 @@ def test_workspace_names_are_refused_before_any_query(server: LogsServer, cli: A
     run = live(server, "--workspace-id", "my-sentinel-workspace", cli=cli)
     assert run.code == 2 and "not a workspace ID" in run.stderr
     assert server.queries() == []
+
+
+@pytest.mark.parametrize("order", ["newest first", "oldest first", "two runs", "shuffled",
+                                   "with nulls"])
+def test_first_and_last_seen_in_any_order(order: str) -> None:
+    rnd = Random(order)
+    devices = [f"web-{rnd.randrange(7)}" for _ in range(300)]
+    stamps: list[Any] = sorted(f"2026-01-{rnd.randrange(1, 29):02d}" for _ in devices)
+    if order == "newest first":
+        stamps.reverse()
+    elif order == "two runs":
+        stamps = stamps[150:] + stamps[:150]
+    elif order in ("shuffled", "with nulls"):
+        rnd.shuffle(stamps)
+        stamps[::9] = [None] * len(stamps[::9]) if order == "with nulls" else stamps[::9]
+    tally = Tally(first_seen={"web-0": "2026-01-15"}, last_seen={"web-0": "2026-01-15"})
+    _seen(tally, devices, stamps)
+    first, last = {"web-0": "2026-01-15"}, {"web-0": "2026-01-15"}
+    for device, stamp in zip(devices, stamps, strict=True):
+        if stamp is not None:
+            first[device] = min(first.get(device, stamp), stamp)
+            last[device] = max(last.get(device, stamp), stamp)
+    assert tally.first_seen == first and tally.last_seen == last
+    assert len(first) == 7

@@ -137,3 +137,50 @@ def test_csv_formatter() -> None:
     assert records[0] == [*names, "WorkspaceId"]
     assert records[1][2] == 'cmd.exe /c "echo ],[ %s %d"' and records[1][-1] == "w1"
     assert len(records) == 3
+
+
+def ndjson(rows: list[list[Any]], names: list[str], extra: dict[str, Any] | None = None) -> str:
+    return "".join(json.dumps({**dict(zip(names, r, strict=True)), **(extra or {})},
+                              ensure_ascii=False, separators=(",", ":")) + "\n" for r in rows)
+
+
+@pytest.mark.parametrize("extra", [None, {"WorkspaceId": "w\"1 ✓"}])
+@pytest.mark.parametrize("typed", [False, True])
+def test_ndjson_is_byte_for_byte_json_dumps(extra: dict[str, Any] | None, typed: bool) -> None:
+    # str/int/bool/None go through orjson, floats through the standard library: same bytes
+    names = [c["name"] for c in COLUMNS]
+    types = [c["type"] for c in COLUMNS] if typed else None
+    no_floats = [[*r[:-1], 7] for r in TRICKY] + [["", "\u2028\x7f", "😀", None, 2**63, "", "",
+                                                   False, -(2**63)]]
+    for rows in (no_floats, TRICKY, [[*r[:-1], 1e-05] for r in TRICKY]):
+        formatter = RowFormatter(OutputFormat.ndjson, names, extra, types)
+        assert formatter.rows(rows) == ndjson(rows, names, extra)
+        assert formatter.encode(rows) == ndjson(rows, names, extra).encode()
+    assert "1e-05" in formatter.rows(rows)  # Python's float repr, not orjson's 0.00001
+
+
+def test_ndjson_values_orjson_refuses_still_encode() -> None:
+    names = ["a", "b"]
+    rows: list[list[Any]] = [[2**64, "x"], [-(2**63) - 1, [1, {"k": None}]]]
+    assert RowFormatter(OutputFormat.ndjson, names).rows(rows) == ndjson(rows, names)
+    dup = RowFormatter(OutputFormat.ndjson, ["WorkspaceId"], {"WorkspaceId": "w"})
+    assert dup.rows([["v"]]) == '{"WorkspaceId":"v","WorkspaceId":"w"}\n'
+
+
+def test_rows_orjson_refuses_take_the_exact_path() -> None:
+    # NaN and a lone surrogate escape are what Python's json reads and orjson does not
+    head = json.dumps({"tables": [{"name": "t", "columns": COLUMNS[:3]}]})[:-3]
+    rows = ['["2026-01-10T11:59:31.8731150Z", "a", "\\ud800"]', '[null, "NaN", "b"]',
+            '["2026-01-10T11:59:31Z", "c", "ü"]'] * 30
+    data = (head + ', "rows": [' + ", ".join(rows) + "]}]}").encode()
+    data = data.replace(b'"NaN"', b"NaN")
+    got, result = parse(data, 50, batch=200)
+    assert got == expected(json.loads(data)["tables"][0]["rows"])
+    assert result.rows == 90 and got[0][2] == "\ud800" and got[1][1] != got[1][1]  # NaN
+
+
+def test_invalid_utf8_is_a_format_error() -> None:
+    data = body([list(r) for r in TRICKY] * 20).replace("ünïcode".encode(), b"\xff\xfe")
+    for batch in (64, 1 << 20):
+        with pytest.raises(ResponseFormatError, match="UTF-8"):
+            parse(data, 100, batch=batch)
