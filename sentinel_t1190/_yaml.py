@@ -7,6 +7,7 @@ from typing import Any
 import yaml
 
 Path_ = tuple[str | int, ...]
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class YamlSyntaxError(ValueError):
@@ -17,9 +18,12 @@ class YamlSyntaxError(ValueError):
 
 def load_with_lines(text: str) -> tuple[Any, dict[Path_, int]]:
     """Parse *text*; return the data and a map from key path to its 1-based line."""
+    # One parse (libyaml when PyYAML has it): the node tree gives the lines, and the data is
+    # constructed from that same tree.
+    loader = _LOADER(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -28,6 +32,8 @@ def load_with_lines(text: str) -> tuple[Any, dict[Path_, int]]:
         if context and start is not None and line is not None and start.line + 1 != line:
             problem += f" ({context} that starts on line {start.line + 1})"
         raise YamlSyntaxError(f"YAML syntax error: {problem}", line) from exc
+    finally:
+        loader.dispose()
     lines: dict[Path_, int] = {}
     if node is not None:
         _walk(node, (), lines)
