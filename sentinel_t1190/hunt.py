@@ -88,15 +88,16 @@ class HuntResult:
         return {"total": len(self.findings), "by_evidence": dict(sorted(labels.items()))}
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "rule": {"id": self.rule.id, "name": self.rule.name},
-            "source": self.source,
-            "window": self.window.to_dict(),
-            "complete": self.complete,
-            "warnings": list(self.warnings),
-            "summary": self.summary(),
-            "findings": self.findings,
-        }
+        return {**document_head(self.rule, self.source, self.window, self.complete,
+                                self.warnings),
+                "summary": self.summary(), "findings": self.findings}
+
+
+def document_head(rule: Rule, source: dict[str, Any], window: Window, complete: bool,
+                  warnings: Sequence[str]) -> dict[str, Any]:
+    """The first keys of a hunt JSON document (shared/DESIGN.md §3), local or live."""
+    return {"rule": {"id": rule.id, "name": rule.name}, "source": source,
+            "window": window.to_dict(), "complete": complete, "warnings": list(warnings)}
 
 
 def _row_dict(columns: Sequence[str], row: Iterable[Any]) -> dict[str, Any]:

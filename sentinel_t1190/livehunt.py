@@ -23,7 +23,7 @@ from typing import IO, Any, Protocol
 
 from . import detection
 from .errors import AuthError, AzureServiceError, SentinelT1190Error
-from .hunt import Window, check_label_counts, windowed_query
+from .hunt import Window, check_label_counts, document_head, windowed_query
 from .render import OutputFormat, RowFormatter
 from .rules import Rule
 from .slicing import (
@@ -189,11 +189,8 @@ class LiveHuntResult:
         """The hunt JSON document (shared/DESIGN.md §3) without ``findings``, plus
         ``workspaces`` and ``stats``; the caller streams the findings in."""
         return {
-            "rule": {"id": self.rule.id, "name": self.rule.name},
-            "source": self.source,
-            "window": self.window.to_dict(),
-            "complete": self.complete,
-            "warnings": list(self.warnings),
+            **document_head(self.rule, self.source, self.window, self.complete,
+                            self.warnings),
             "summary": self.tally.summary(),
             "workspaces": [ws.to_dict() for ws in self.workspaces],
             "stats": {"queries": self.queries,
