@@ -32,14 +32,12 @@ from .state import DEFAULT_OVERLAP, HuntState
 _GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 if TYPE_CHECKING:
-    from .livehunt import LiveHuntResult, LiveOptions, LogsQuerier, RowSink
-    from .render import OutputFormat
-
-if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
     from .azure.arm import SentinelWorkspaceClient
     from .deploy import DeployResult, RulePlan, Target
+    from .livehunt import LiveHuntResult, LiveOptions, LogsQuerier, RowSink
+    from .render import OutputFormat
     from .rollout import (
         ArmClientFactory,
         ClientFactory,
