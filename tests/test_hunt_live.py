@@ -366,3 +366,17 @@ def test_first_and_last_seen_in_any_order(order: str) -> None:
             last[device] = max(last.get(device, stamp), stamp)
     assert tally.first_seen == first and tally.last_seen == last
     assert len(first) == 7
+
+
+def test_no_credential_is_one_error_line_and_nothing_on_stdout(
+        cli: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    # No fake credential here: the real DefaultAzureCredential finds nothing on this machine.
+    for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET",
+                 "AZURE_FEDERATED_TOKEN_FILE", "IDENTITY_ENDPOINT", "MSI_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AZURE_TOKEN_CREDENTIALS", "EnvironmentCredential")
+    run = cli("hunt", "--workspace-id", "00000000-0000-0000-0000-000000000000")
+    assert run.code == 3
+    assert run.stdout == ""
+    assert run.stderr.count("\n") == 1 and run.stderr.startswith("error: ")
+    assert "--debug shows why each credential failed" in run.stderr

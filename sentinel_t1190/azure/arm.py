@@ -53,6 +53,7 @@ from ..errors import (
     SentinelT1190Error,
 )
 from .clouds import Cloud
+from .credentials import NO_TOKEN_HINT
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -145,7 +146,7 @@ def translate(exc: AzureError, what: str, *, role: str = _READ_ROLE) -> Sentinel
     """The errors.* exception for an SDK failure while doing *what* (caller raises it ``from``)."""
     status = _status(exc)
     if isinstance(exc, ClientAuthenticationError) and status is None:
-        return AuthError(f"{what}: cannot get a token: {_first_line(exc)}")
+        return AuthError(f"{what}: cannot get a token: {_first_line(exc)}{NO_TOKEN_HINT}")
     if isinstance(exc, HttpResponseError) and status is not None:
         message = service_message(exc)
         if status in (401, 403):

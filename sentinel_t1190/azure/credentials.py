@@ -6,6 +6,10 @@ from typing import TYPE_CHECKING
 
 from .clouds import Cloud
 
+#: Appended to "cannot get a token" errors: azure-identity's per-credential reasons are long,
+#: so they are logged only with --debug.
+NO_TOKEN_HINT = " (--debug shows why each credential failed)"
+
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 

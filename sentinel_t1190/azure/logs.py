@@ -39,6 +39,7 @@ from ..errors import AuthError, AzureServiceError, InputError
 from ..logs_response import ParsedResponse, ResponseFormatError, ResponseParser
 from ..timespan import iso_z
 from .clouds import Cloud
+from .credentials import NO_TOKEN_HINT
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -193,7 +194,7 @@ class LogsClient:
                 read_timeout=self.server_timeout + READ_TIMEOUT_MARGIN)
         except ClientAuthenticationError as exc:
             raise LogsAuthError(f"{where}: cannot get a token for the Logs API: "
-                                f"{_first_line(exc)}") from exc
+                                f"{_first_line(exc)}{NO_TOKEN_HINT}") from exc
         except AzureError as exc:
             raise LogsQueryFailed(f"{where}: the Logs API could not be reached: "
                                   f"{_first_line(exc)}") from exc

@@ -57,8 +57,9 @@ def _setup_logging(verbose: bool, debug: bool) -> None:
     handler = RichHandler(console=_stderr(), show_path=False, show_time=False)
     logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
     if not debug:
-        # azure-core logs whole request/response headers at DEBUG; keep it to --debug.
-        logging.getLogger("azure").setLevel(logging.WARNING)
+        # azure-core logs whole request/response headers at DEBUG, and azure-identity a long
+        # per-credential WARNING on every failed token; both only with --debug.
+        logging.getLogger("azure").setLevel(logging.ERROR)
 
 
 def _stderr() -> Any:

@@ -328,6 +328,9 @@ def _hunt_live(
             request_timespan=lambda w: timespan_for(w.start, w.end),
         )
         for result in results:
+            # Nothing was searched anywhere: that failure is the whole answer (one line).
+            result.raise_if_all_failed()
+        for result in results:
             for message in result.warnings:
                 warn(message)
         if not streamed:
@@ -336,8 +339,6 @@ def _hunt_live(
             )
         for spool in spools:
             spool.close()
-    for result in results:
-        result.raise_if_all_failed()
     if hunt_state is not None and any(r.complete for r in results):
         hunt_state.save()
     incomplete = [r for r in results if not r.complete]
