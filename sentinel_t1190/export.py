@@ -18,6 +18,7 @@ from typing import Any
 from . import alert_rule
 from .compile import deployed_query
 from .errors import InputError
+from .files import atomic_open
 from .rules import Rule
 
 
@@ -250,12 +251,7 @@ def write(rules: Sequence[Rule], formats: Iterable[ExportFormat], folder: Path) 
     written: list[Path] = []
     for relative, text in files(rules, formats).items():
         path = folder / relative
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.partial")
-            tmp.write_text(text, encoding="utf-8", newline="\n")
-            tmp.replace(path)
-        except OSError as exc:
-            raise InputError(f"cannot write {path}: {exc.strerror}") from exc
+        with atomic_open(path, parents=True) as handle:
+            handle.write(text)
         written.append(path)
     return written

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -36,6 +35,7 @@ from . import deploy as _deploy
 from .alert_rule import is_owned, resource_name
 from .deploy import Action, RuleState, Target, WorkspaceClient
 from .errors import InputError, SentinelT1190Error
+from .files import atomic_open
 from .rules import Rule
 from .targets import target_key
 
@@ -164,18 +164,9 @@ class RolloutReport:
 
 def write_report(report: RolloutReport, path: Path) -> None:
     """Write *report* to *path* atomically: readers see the old or the new file, never half."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
-    try:
-        with tmp.open("w", encoding="utf-8") as handle:
-            json.dump(report.to_dict(), handle, indent=2, ensure_ascii=False)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise InputError(f"cannot write the rollout report {path}: {exc.strerror}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_open(path, f"the rollout report {path}") as handle:
+        json.dump(report.to_dict(), handle, indent=2, ensure_ascii=False)
+        handle.write("\n")
 
 
 def load_report(path: Path) -> RolloutReport:

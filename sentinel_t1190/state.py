@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -27,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .files import atomic_open
 from .timespan import iso_z, parse_duration, parse_instant, to_iso
 
 STATE_VERSION = 1
@@ -73,19 +72,9 @@ class HuntState:
 
     def save(self) -> None:
         """Replace the file atomically (a crash leaves the old state, never half of one)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(self.to_dict(), handle, indent=1)
-                handle.write("\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            Path(tmp).unlink(missing_ok=True)
-            raise InputError(f"cannot write the state file {self.path}: {exc.strerror}"
-                             ) from exc
+        with atomic_open(self.path, f"the state file {self.path}", parents=True) as handle:
+            json.dump(self.to_dict(), handle, indent=1)
+            handle.write("\n")
 
 
 def load_state(path: Path) -> HuntState:

@@ -103,19 +103,10 @@ def output_stream(out: Path | None) -> Iterator[IO[str]]:
     if out is None:
         yield sys.stdout
         return
-    from ..errors import InputError
+    from ..files import atomic_open
 
-    tmp = out.with_name(f".{out.name}.partial")
-    try:
-        handle = tmp.open("w", encoding="utf-8", newline="")
-    except OSError as exc:
-        raise InputError(f"cannot write {out}: {exc.strerror}") from exc
-    try:
-        with handle:
-            yield handle
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_open(out) as handle:
+        yield handle
 
 
 # --- Azure options (every Azure command), each with its environment variable ----------------
