@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -25,11 +24,9 @@ from typing import TYPE_CHECKING, Any
 from . import detection
 from .errors import InputError
 from .hunt import HuntResult, Window, resolve_window
-from .rules import Finding, Pack, Rule
+from .rules import GUID, Finding, Pack, Rule
 from .rules import load_pack as _load_pack
 from .state import DEFAULT_OVERLAP, HuntState
-
-_GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -136,7 +133,7 @@ def hunt_live(
     if not workspaces:
         raise InputError("give at least one --workspace-id")
     for workspace in workspaces:
-        if not _GUID.fullmatch(workspace):
+        if not GUID.fullmatch(workspace):
             raise InputError(f"--workspace-id {workspace!r} is not a workspace ID (a GUID, "
                              "shown as 'Workspace ID' on the workspace's overview page)")
     overlap_span = parse_duration(overlap)

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import InputError, UnsupportedQueryError
+from .errors import InputError, UnsupportedQueryError, first_line
 from .schema import DUCKDB_TYPES, TableSchema, known_tables, table_schema
 
 if TYPE_CHECKING:
@@ -306,9 +306,9 @@ class LocalEngine:
             return duckdb_kql.kql(self.con, kql, query_now=now)
         except duckdb_kql.KqlUnsupportedError as exc:
             raise UnsupportedQueryError(
-                f"the local engine does not support this KQL: {_first_line(exc)}") from exc
+                f"the local engine does not support this KQL: {first_line(exc)}") from exc
         except duckdb_kql.KqlError as exc:
-            raise InputError(f"the KQL cannot run locally: {_first_line(exc)}") from exc
+            raise InputError(f"the KQL cannot run locally: {first_line(exc)}") from exc
         except duckdb.Error as exc:
             raise InputError(_clean(exc)) from exc
 
@@ -365,12 +365,8 @@ def _summary(exc: BaseException) -> str:
     return _ERROR_KIND.sub("", text)
 
 
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
 def _clean(exc: BaseException) -> str:
-    text = _first_line(exc)
+    text = first_line(exc)
     for prefix in ("Invalid Input Error: ", "Conversion Error: ", "Binder Error: "):
         text = text.removeprefix(prefix)
     return text

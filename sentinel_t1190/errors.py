@@ -47,3 +47,9 @@ class PartialResultError(AzureServiceError):
 
 class ConflictError(AzureServiceError):
     """Azure refused a write because the resource changed meanwhile (409), even after a retry."""
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message cut to its first line (errors print one line), or its type."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

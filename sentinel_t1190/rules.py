@@ -6,6 +6,7 @@ Loading never raises on a bad rule: problems are collected as :class:`Finding` v
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -13,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from ._yaml import Path_, YamlSyntaxError, load_with_lines
+
+#: A GUID, braces not included (rule ids, subscriptions, tenants, workspace ids).
+GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 
 class Level(StrEnum):

@@ -18,11 +18,10 @@ from pathlib import Path
 from ._yaml import YamlSyntaxError, load_with_lines
 from .deploy import Target
 from .errors import InputError
+from .rules import GUID
 
 __all__ = ["Target", "dedupe", "label", "load_targets", "parse_targets", "target_key"]
 
-_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
-                   re.IGNORECASE)
 #: Azure's rules: resource groups 1-90 of letters, digits, ``._-()``, not ending in ``.``;
 #: workspaces 4-63 of letters, digits and ``-``, starting and ending alphanumeric.
 _RESOURCE_GROUP = re.compile(r"^[\w.()-]{1,90}$")
@@ -59,14 +58,14 @@ def _problems(values: Mapping[str, str]) -> list[str]:
         if not values.get(name):
             problems.append(f"{name} is missing")
     sub, group, ws, tenant = (values.get(f, "") for f in _FIELDS)
-    if sub and not _GUID.match(sub):
+    if sub and not GUID.fullmatch(sub):
         problems.append(f"subscription_id {sub!r} is not a GUID")
     if group and (not _RESOURCE_GROUP.match(group) or group.endswith(".")):
         problems.append(f"resource_group {group!r} is not a valid resource group name")
     if ws and not _WORKSPACE.match(ws):
         problems.append(f"workspace {ws!r} is not a valid workspace name (4-63 letters, "
                         "digits or '-', starting and ending with a letter or digit)")
-    if tenant and not _GUID.match(tenant):
+    if tenant and not GUID.fullmatch(tenant):
         problems.append(f"tenant_id {tenant!r} is not a GUID")
     return problems
 

@@ -28,8 +28,9 @@ from typing import Any
 
 from . import attack
 from .compile import deployed_query
-from .errors import InputError
+from .errors import InputError, first_line
 from .rules import (
+    GUID,
     Finding,
     HuntingQuery,
     Level,
@@ -65,7 +66,6 @@ COLUMN_NAME_MAX = 500  # "500 is the max length of a column name in LA"
 PLACEHOLDERS_MAX = 3  # AlertDetailsOverride.cs: MaxAmountOfDynamicContentPlaceHolders(3)
 PLACEHOLDER = re.compile(r"\{\{\s*([^{}\s]+)\s*\}\}")
 HUNT_PLACEHOLDERS = ("{{StartTimeISO}}", "{{EndTimeISO}}")
-GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 VERSION = re.compile(r"^\d+\.\d+\.\d+$")  # QueryBasedTemplateVersionValidator: x.y.z
 
 #: Entity type -> (valid identifiers, identifier sets of which one must be mapped).
@@ -145,7 +145,7 @@ def check_required(rule: Rule) -> Iterator[Finding]:
 
 
 def is_guid(value: Any) -> bool:
-    return isinstance(value, str) and bool(GUID.match(value.strip("{}")))
+    return isinstance(value, str) and bool(GUID.fullmatch(value.strip("{}")))
 
 
 def check_id(rule: Rule) -> Iterator[Finding]:
@@ -444,7 +444,7 @@ def query_facts(kql: str) -> QueryFacts:
     try:
         tree = lower(kql)
     except duckdb_kql.KqlUnsupportedError as exc:
-        return QueryFacts(True, unsupported=_first_line(exc), unsupported_line=_span_line(exc))
+        return QueryFacts(True, unsupported=first_line(exc), unsupported_line=_span_line(exc))
     except duckdb_kql.KqlError:
         return QueryFacts(False)
     # A tabular `let` name is read like a table but is defined by the query itself.
@@ -455,7 +455,7 @@ def query_facts(kql: str) -> QueryFacts:
         return QueryFacts(True, tables)
     unknown, static_output = _scope_walk(tree, {t: list(schemas[t].columns) for t in tables})
     output, error, unsupported = _run_empty(kql, tables)
-    return QueryFacts(True, tables, _first_line(unsupported) if unsupported else None,
+    return QueryFacts(True, tables, first_line(unsupported) if unsupported else None,
                       tuple(unknown),
                       error, output if output is not None else static_output,
                       _span_line(unsupported.__cause__) if unsupported else None)
@@ -486,11 +486,6 @@ def _span_line(exc: BaseException | None) -> int | None:
     span = getattr(exc, "span", None)
     line = getattr(span, "line", None)
     return line if isinstance(line, int) else None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _table_refs(node: Any) -> Iterator[str]:

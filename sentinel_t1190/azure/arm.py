@@ -51,6 +51,7 @@ from ..errors import (
     ConflictError,
     InputError,
     SentinelT1190Error,
+    first_line,
 )
 from .clouds import Cloud
 from .credentials import NO_TOKEN_HINT
@@ -134,8 +135,7 @@ def service_message(exc: HttpResponseError) -> str:
 
 
 def _first_line(exc: Exception) -> str:
-    lines = str(exc).strip().splitlines()
-    return redact(lines[0]) if lines else type(exc).__name__
+    return redact(first_line(exc))
 
 
 def _status(exc: AzureError) -> int | None:

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AuthError, AzureServiceError, InputError
+from ..errors import AuthError, AzureServiceError, InputError, first_line
 from ..logs_response import ParsedResponse, ResponseFormatError, ResponseParser
 from ..timespan import iso_z
 from .clouds import Cloud
@@ -194,10 +194,10 @@ class LogsClient:
                 read_timeout=self.server_timeout + READ_TIMEOUT_MARGIN)
         except ClientAuthenticationError as exc:
             raise LogsAuthError(f"{where}: cannot get a token for the Logs API: "
-                                f"{_first_line(exc)}{NO_TOKEN_HINT}") from exc
+                                f"{first_line(exc)}{NO_TOKEN_HINT}") from exc
         except AzureError as exc:
             raise LogsQueryFailed(f"{where}: the Logs API could not be reached: "
-                                  f"{_first_line(exc)}") from exc
+                                  f"{first_line(exc)}") from exc
         try:
             if response.status_code >= 400:
                 _raise_for_status(response, where)
@@ -206,7 +206,7 @@ class LogsClient:
                 parser.feed_bytes(chunk)
             parsed: ParsedResponse = parser.close()
         except AzureError as exc:
-            raise LogsQueryFailed(f"{where}: the answer was cut off: {_first_line(exc)}"
+            raise LogsQueryFailed(f"{where}: the answer was cut off: {first_line(exc)}"
                                   ) from exc
         except ResponseFormatError as exc:
             raise LogsQueryFailed(f"{where}: unreadable answer from the Logs API: {exc}"
@@ -248,6 +248,3 @@ def _raise_for_status(response: Any, where: str) -> None:
                           status=status) from original
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
