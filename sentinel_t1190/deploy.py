@@ -218,13 +218,10 @@ def _deployed(client: WorkspaceClient) -> dict[str, dict[str, Any]]:
 def _needed_columns(rule: Rule, table: str) -> set[str]:
     """The columns of *table* (per its bundled schema) that the deployed query reads."""
     from .errors import UnsupportedQueryError
-    from .schema import known_tables, referenced_columns
+    from .schema import columns_read
 
-    schema = known_tables().get(table)
-    if schema is None:
-        return set()
     try:
-        return set(referenced_columns(deployed_query(rule)) & schema.columns.keys())
+        return columns_read(deployed_query(rule), table)
     except UnsupportedQueryError:
         return set()  # the table check alone still runs
 

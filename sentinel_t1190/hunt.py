@@ -12,7 +12,7 @@ from typing import Any
 from . import detection
 from .errors import InputError
 from .rules import Rule
-from .schema import referenced_columns, table_schema
+from .schema import columns_read, table_schema
 from .timespan import iso_z, parse_duration, parse_instant
 
 DEFAULT_TIMESPAN = "24h"
@@ -107,8 +107,7 @@ def _row_dict(columns: Sequence[str], row: Iterable[Any]) -> dict[str, Any]:
 
 def required_columns(rule: Rule, query: str) -> dict[str, set[str]]:
     """Per table the rule reads: the schema columns its query names."""
-    names = referenced_columns(query)
-    return {t: set(names & table_schema(t).columns.keys()) for t in rule.tables}
+    return {t: columns_read(query, t) for t in rule.tables}
 
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -44,6 +44,12 @@ def table_schema(name: str) -> TableSchema:
                          + ", ".join(sorted(known_tables()))) from None
 
 
+def columns_read(kql: str, table: str) -> set[str]:
+    """The columns of *table* (per its bundled schema; none if it has none) that *kql* reads."""
+    schema = known_tables().get(table)
+    return set(referenced_columns(kql) & schema.columns.keys()) if schema else set()
+
+
 def referenced_columns(kql: str) -> frozenset[str]:
     """Names the query reads as columns (and names it defines; callers intersect with a schema).
 
