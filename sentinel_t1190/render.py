@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from itertools import chain, repeat
 from operator import itemgetter
@@ -150,24 +150,36 @@ def _cell(column: str, value: Any) -> str:
     return text
 
 
-def _hunt_table(result: HuntResult, console: Console) -> None:
+def _shown_columns(columns: Sequence[str]) -> list[str]:
+    """The columns a findings table shows: the seed rule's key ones, else a rule's first."""
+    shown = [c for c in (*_TABLE_COLUMNS, "WorkspaceId") if c in columns]
+    if len(shown) < 4:  # another rule's columns (companion rules): its first ones
+        shown = [c for c in columns if c != "FileHashAlgorithm"][:8]
+    return shown
+
+
+def _findings_table(title: str, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> Any:
     from rich.table import Table
 
-    window = result.window.to_dict()
-    shown = [c for c in _TABLE_COLUMNS if c in result.columns]
-    if len(shown) < 4:  # another rule's columns (companion rules): its first ones
-        shown = [c for c in result.columns if c != "FileHashAlgorithm"][:8]
-    table = Table(title=f"{result.rule.name}\n{window['start']} → {window['end']}: "
-                        f"{len(result.findings)} finding(s)")
-    for col in shown:
+    table = Table(title=title)
+    for col in columns:
         if col in _NO_WRAP:
             table.add_column(_TABLE_HEADERS.get(col, col), no_wrap=True)
         else:
             table.add_column(_TABLE_HEADERS.get(col, col), overflow="fold",
                              max_width=_MAX_WIDTHS.get(col, 60))
-    for row in result.findings:
-        table.add_row(*(_cell(c, row.get(c)) for c in shown))
-    console.print(table)
+    for row in rows:
+        table.add_row(*(_cell(c, row.get(c)) for c in columns))
+    return table
+
+
+def _hunt_table(result: HuntResult, console: Console) -> None:
+    from rich.table import Table
+
+    window = result.window.to_dict()
+    console.print(_findings_table(
+        f"{result.rule.name}\n{window['start']} → {window['end']}: "
+        f"{len(result.findings)} finding(s)", _shown_columns(result.columns), result.findings))
     summary = result.summary()["by_evidence"]
     if summary:
         counts = Table(title="by ExploitEvidence")
@@ -394,23 +406,12 @@ def hunt_live_summary(doc: dict[str, Any], stream: IO[str]) -> None:
 def hunt_live_table_rows(doc: dict[str, Any], findings_ndjson: IO[str], stream: IO[str],
                          limit: int = 1000) -> None:
     """The first *limit* findings as a table (the full set: --output ndjson/csv/json)."""
-    from rich.table import Table
+    from itertools import islice
 
-    table = Table(title=f"findings (first {limit})" if doc["summary"]["total"] > limit
-                  else "findings")
-    shown: list[str] = []
-    for n, line in enumerate(findings_ndjson):
-        if n >= limit:
-            break
-        row = json.loads(line)
-        if not shown:
-            shown = [c for c in (*_TABLE_COLUMNS, "WorkspaceId") if c in row]
-            for col in shown:
-                table.add_column(col, overflow="fold",
-                                 max_width=60 if col.endswith("CommandLine") else None)
-        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in shown))
-    if shown:
-        _console(stream).print(table)
+    rows = [json.loads(line) for line in islice(findings_ndjson, limit)]
+    if rows:
+        title = f"findings (first {limit})" if doc["summary"]["total"] > limit else "findings"
+        _console(stream).print(_findings_table(title, _shown_columns(list(rows[0])), rows))
     hunt_live_summary(doc, stream)
 
 
