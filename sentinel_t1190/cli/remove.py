@@ -17,7 +17,7 @@ from .common import (
     Debug,
     LogsEndpoint,
     Out,
-    Output,
+    ReportOutput,
     ResourceGroup,
     RuleIds,
     SubscriptionId,
@@ -39,7 +39,7 @@ def remove_command(
     rule: RuleIds = None,
     yes: Annotated[bool, typer.Option(
         "--yes", "-y", help="Do not ask for confirmation (needed without a terminal).")] = False,
-    output: Output = OutputFormat.table,
+    output: ReportOutput = OutputFormat.table,
     out: Out = None,
     cloud: CloudOpt = "AzureCloud",
     tenant_id: TenantId = None,
