@@ -12,7 +12,7 @@ from .. import api, render
 from ..errors import ExitCode, InputError
 from ..export import ExportFormat
 from .app import app
-from .common import Debug, RuleIds, Verbose, command, output_stream
+from .common import Debug, PackDir, RuleIds, Verbose, command, output_stream
 
 Formats = Annotated[list[ExportFormat], typer.Option(
     "--format", "-f", case_sensitive=False,
@@ -29,6 +29,7 @@ OutDir = Annotated[Path | None, typer.Option(
 def export_command(
     formats: Formats,
     rule: RuleIds = None,
+    pack_dir: PackDir = None,
     out: OutDir = None,
     verbose: Verbose = False,
     debug: Debug = False,
@@ -41,7 +42,7 @@ def export_command(
     """
     from .. import export
 
-    rules = api.load_pack().select(rule)
+    rules = api.load_pack(pack_dir).select(rule)
     if out is not None:
         written = export.write(rules, formats, out)
         render.exported(written, out, sys.stderr)
