@@ -22,6 +22,7 @@ from .common import (
     LogsEndpoint,
     Out,
     Output,
+    PackDir,
     RuleIds,
     TenantId,
     Verbose,
@@ -137,6 +138,7 @@ def rollout_command(
     discover: Discover = False,
     subscription_id: DiscoverSubscriptions = None,
     rule: RuleIds = None,
+    pack_dir: PackDir = None,
     concurrency: Concurrency = 8,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print the fleet plan (target x rule x action); write nothing.")
@@ -188,7 +190,8 @@ def rollout_command(
                 fleet, rule_ids=rule, concurrency=concurrency, dry_run=dry_run,
                 disabled=disabled, force=force, prune=prune, report_path=report_path,
                 resume_from=previous, cloud=cloud, arm_endpoint=arm_endpoint,
-                logs_endpoint=logs_endpoint, tenant_id=tenant_id, on_result=progress)
+                logs_endpoint=logs_endpoint, tenant_id=tenant_id, on_result=progress,
+                pack=api.load_pack(pack_dir))
     except KeyboardInterrupt:
         if report_path is not None:
             note(f"interrupted: finished workspaces are in {report_path}; to do the rest: "
@@ -224,7 +227,7 @@ def fleet_status(targets: Path | None, discover: bool, subscription_id: str | No
                  resource_group: str | None, workspace: str | None, rule: list[str] | None,
                  concurrency: int, cloud: str, tenant_id: str | None, arm_endpoint: str | None,
                  logs_endpoint: str | None, output: OutputFormat, out: Path | None,
-                 allow_refused: bool = False) -> int:
+                 pack_dir: Path | None = None, allow_refused: bool = False) -> int:
     """`status --targets FILE | --discover`: every workspace's status in one table / JSON."""
     if resource_group or workspace:
         raise InputError("--resource-group/--workspace name one workspace; with --targets or "
@@ -237,7 +240,7 @@ def fleet_status(targets: Path | None, discover: bool, subscription_id: str | No
     fleet = _targets(targets, discover, subscriptions, azure, None)
     result = api.fleet_status(fleet, rule_ids=rule, concurrency=concurrency, cloud=cloud,
                               arm_endpoint=arm_endpoint, logs_endpoint=logs_endpoint,
-                              tenant_id=tenant_id)
+                              tenant_id=tenant_id, pack=api.load_pack(pack_dir))
     with output_stream(out) as stream:
         render.fleet_status(result.to_dict(), output, stream)
     failed, drifted = result.count("failed"), result.count("out-of-sync")
