@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
     from .azure.arm import SentinelWorkspaceClient
+    from .backtest import BacktestResult
     from .deploy import DeployResult, RulePlan, Target
     from .livehunt import LiveHuntResult, LiveOptions, LogsQuerier, RowSink
     from .render import OutputFormat
@@ -103,6 +104,36 @@ def test_rules(rule_ids: Sequence[str] | None = None, *, pack: Pack | None = Non
 
     rules = (pack or load_pack()).select(rule_ids)
     return summary(run_rules(rules))
+
+
+def backtest_local(
+    baseline: str,
+    files: Sequence[str],
+    *,
+    rule_ids: Sequence[str] | None = None,
+    pack: Pack | None = None,
+    timespan: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    now: datetime | None = None,
+) -> BacktestResult:
+    """The pack (default bundled) against *baseline* — a pack folder or a git revision of
+    the pack's repository — over local telemetry files; per rule added/removed/unchanged
+    findings and per exclusion the findings it suppresses. Default window: 7 days."""
+    from . import backtest as _backtest
+
+    if not files:
+        raise InputError("nothing to backtest on: give --local FILE...")
+    current = pack or load_pack()
+    window = resolve_window(now or datetime.now(UTC),
+                            timespan or (None if start else _backtest.DEFAULT_TIMESPAN),
+                            start, end)
+    run = _backtest.local_runner(files, window)
+    with _backtest.baseline_pack(baseline, current.root or Path(".")) as (old, info):
+        return _backtest.backtest(
+            current.select(rule_ids), old, run, baseline_info=info,
+            source={"kind": "local", "files": list(files)}, window=window,
+            include_deleted=not rule_ids)
 
 
 def hunt_live(

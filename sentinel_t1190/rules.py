@@ -62,6 +62,9 @@ class Rule:
     data: Mapping[str, Any] = field(repr=False)
     lines: Mapping[Path_, int] = field(repr=False, compare=False)
     hunting: HuntingQuery | None = None
+    #: Compile in only the exclusion entries of these names (None: every active entry).
+    #: ``backtest`` measures each exclusion by running the rule with one entry at a time.
+    exclusion_subset: frozenset[str] | None = field(default=None, compare=False)
 
     def line_of(self, *key: str | int) -> int | None:
         """The line of *key* in the file, or of its nearest parent that has one."""
