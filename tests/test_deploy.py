@@ -326,6 +326,10 @@ def test_remove_without_a_terminal_needs_yes(az: Any, server: AzureServer) -> No
     assert run.code == 2
     assert "--yes" in run.stderr
     assert server.requests == []
+    # The question names what it would delete.
+    one = az("remove", "--rule", "sql_injection_in_request")
+    assert "Delete 1 rule(s) from workspace 'myWorkspace' (resource group 'myRg'): " \
+        "sql_injection_in_request (SQL injection" in one.stderr
 
 
 def test_workspace_without_the_table_gets_a_refused_deploy(
@@ -456,6 +460,15 @@ def test_no_credential_exits_3(az: Any, server: AzureServer,
     assert run.code == 3
     assert "cannot get a token: DefaultAzureCredential failed" in run.stderr
     assert server.requests == []
+
+
+def test_403_on_a_read_during_deploy_names_the_role_that_can_write(
+        az: Any, server: AzureServer) -> None:
+    server.inject(fail(403, times=-1, code="AuthorizationFailed",
+                       message="The client does not have authorization to perform action"))
+    run = az("deploy")
+    assert run.code == 3
+    assert "Microsoft Sentinel Contributor to deploy" in run.stderr
 
 
 def test_403_on_write_names_the_contributor_role(az: Any, server: AzureServer) -> None:
