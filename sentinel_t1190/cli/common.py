@@ -15,6 +15,7 @@ import typer
 
 from ..errors import ExitCode, SentinelT1190Error
 from ..render import OutputFormat
+from ..safe_text import markup, visible
 
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log what is being done (stderr).")]
 Debug = Annotated[bool, typer.Option("--debug", help="Log everything, and show tracebacks.")]
@@ -69,7 +70,7 @@ def _stderr() -> Any:
 
 
 def warn(message: str) -> None:
-    _stderr().print(f"[yellow]warning:[/] {message}", markup=True, soft_wrap=True)
+    _stderr().print(f"[yellow]warning:[/] {markup(message)}", markup=True, soft_wrap=True)
 
 
 def command(func: F) -> F:
@@ -87,7 +88,7 @@ def command(func: F) -> F:
         except SentinelT1190Error as exc:
             if debug:
                 traceback.print_exc(file=sys.stderr)
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {visible(str(exc))}", err=True)
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
             typer.echo("error: interrupted", err=True)
