@@ -554,3 +554,14 @@ def test_verbose_shows_http_calls_without_the_token(az: Any, server: AzureServer
     assert "Bearer" not in output
     assert f"PUT{server.arm_endpoint}/subscriptions/" in output and "->201" in output
     assert f"POST{server.logs_endpoint}/workspaces/" in output and "/query->200" in output
+
+
+def test_markdown_keeps_a_hostile_deployed_query_inside_its_block(
+        az: Any, ws: Workspace) -> None:
+    assert az("deploy", "--rule", SQLI).code == 0
+    ws.edit_rule(SQLI, query="W3CIISLog\n````\n<img src=x onerror=alert(1)>\n| x | y\u202e")
+    out = az("status", "--rule", SQLI, "--output", "markdown").stdout
+    block = out.split("`````diff\n", 1)[1].split("\n`````\n", 1)[0]  # a fence of 5 > 4
+    assert "-````" in block and "\n+let Sqli" in block and "<U+202E>" in block
+    row = next(line for line in out.splitlines() if line.startswith("| sql_injection"))
+    assert "<img" not in out.replace(block, "") and row.count(" | ") == 3
