@@ -9,6 +9,7 @@ expected rows are the seed rule's own KQL run by the local engine over the same 
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -81,7 +82,7 @@ def test_defender_hunt_returns_the_seed_rows_and_labels(
     assert len(spans) == 7
     assert spans[0][0] == "2026-01-08T12:00:00.000000Z"
     assert spans[-1][1] == "2026-01-15T12:00:00.000000Z"
-    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
     assert all(q.headers["Authorization"].startswith("Bearer ey")
                for q in graph.hunting_queries())
     assert {r.resource for r in identity.token_requests} == {"https://graph.microsoft.com"}
