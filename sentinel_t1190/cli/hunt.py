@@ -23,6 +23,7 @@ from .common import (
     LogsEndpoint,
     Out,
     Output,
+    PackDir,
     TenantId,
     Verbose,
     command,
@@ -32,7 +33,7 @@ from .common import (
 
 if TYPE_CHECKING:
     from ..azure.clouds import Cloud
-    from ..rules import Rule
+    from ..rules import Pack, Rule
 
 
 @app.command("hunt")
@@ -200,6 +201,7 @@ def hunt_command(
             help="With --cluster: read TABLE under another name in the database; repeatable.",
         ),
     ] = None,
+    pack_dir: PackDir = None,
     cloud: CloudOpt = "AzureCloud",
     tenant_id: TenantId = None,
     logs_endpoint: LogsEndpoint = None,
@@ -225,6 +227,7 @@ def hunt_command(
                                       ("--cluster", cluster)) if given]
     if len(live) > 1:
         raise InputError(f"give one of {', '.join(live)}")
+    pack = api.load_pack(pack_dir)
     if live:
         if sample or paths:
             raise InputError(f"give {live[0]} or --local/--sample, not both")
@@ -251,6 +254,7 @@ def hunt_command(
             logs_endpoint=logs_endpoint,
             output=output,
             out=out,
+            pack=pack,
         )
     for name, value in (("--state", state), ("--allow-partial", allow_partial)):
         if value:
@@ -267,7 +271,8 @@ def hunt_command(
     clock = parse_instant(now) if now else None
     with _progress(paths):
         results = api.hunt_local(
-            paths, rule_ids=rule, timespan=timespan, start=start, end=end, now=clock, sample=sample
+            paths, rule_ids=rule, timespan=timespan, start=start, end=end, now=clock,
+            sample=sample, pack=pack,
         )
     for result in results:
         for message in result.warnings:
@@ -354,6 +359,7 @@ def _hunt_live(
     logs_endpoint: str | None,
     output: OutputFormat,
     out: Path | None,
+    pack: Pack,
 ) -> int:
     import tempfile
 
@@ -388,7 +394,7 @@ def _hunt_live(
         common: dict[str, Any] = {
             "client": client, "rule_ids": rule, "timespan": timespan, "start": start,
             "end": end, "now": parse_instant(now) if now else None, "state": hunt_state,
-            "overlap": overlap, "options": options}
+            "overlap": overlap, "options": options, "pack": pack}
         fmt = output if streamed else OutputFormat.ndjson
         if where.defender:
             results = api.hunt_defender(sink_for, fmt, tenant=tenant_id, **common)
