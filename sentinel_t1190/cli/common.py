@@ -174,6 +174,7 @@ def output_stream(out: Path | None) -> Iterator[IO[str]]:
 
     with atomic_open(out) as handle:
         yield handle
+    note(f"wrote {out}")
 
 
 # --- Azure options (every Azure command), each with its environment variable ----------------
