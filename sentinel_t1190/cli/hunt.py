@@ -30,6 +30,7 @@ from .common import (
 
 if TYPE_CHECKING:
     from ..rules import Rule
+    from ..state import HuntState
 
 
 @app.command("hunt")
@@ -127,7 +128,9 @@ def hunt_command(
         typer.Option(
             "--overlap",
             metavar="DURATION",
-            help="With --state: how far back the next run re-reads, for events ingested late.",
+            help="With --state: how far back the next run re-reads, for events ingested late "
+            "(at most 14d, and never further back than the findings the state file "
+            "remembers, so nothing is reported twice).",
         ),
     ] = "1h",
     server_timeout: Annotated[
@@ -260,7 +263,17 @@ def _progress(paths: list[str]) -> Iterator[None]:
         yield
 
 
-def _hunt_live(
+def _hunt_live(workspaces: list[str], *, state_path: Path | None, **options: Any) -> int:
+    """A live hunt; with --state, the state file stays locked until the run has saved it."""
+    from ..state import locked_state
+
+    if state_path is None:
+        return _run_live(workspaces, hunt_state=None, **options)
+    with locked_state(state_path) as hunt_state:
+        return _run_live(workspaces, hunt_state=hunt_state, **options)
+
+
+def _run_live(
     workspaces: list[str],
     *,
     rule: list[str] | None,
@@ -270,7 +283,7 @@ def _hunt_live(
     now: str | None,
     fail_on_findings: bool,
     allow_partial: bool,
-    state_path: Path | None,
+    hunt_state: HuntState | None,
     overlap: str,
     server_timeout: int,
     slice_size: str,
@@ -288,9 +301,7 @@ def _hunt_live(
     from ..azure.clouds import resolve_cloud
     from ..azure.logs import LogsClient, timespan_for
     from ..livehunt import LiveOptions
-    from ..state import load_state
 
-    hunt_state = load_state(state_path) if state_path else None
     options = LiveOptions(
         slice_size=parse_duration(slice_size),
         min_slice=parse_duration(min_slice),
