@@ -13,7 +13,7 @@ backs off on 5xx and connection errors, and :class:`~sentinel_t1190.azure.thrott
 ``x-ms-ratelimit-remaining-subscription-*`` budget runs low.
 
 ``prune`` deletes from each workspace the alert rules this tool deployed earlier (their name
-is in ``data/shipped_rule_ids.txt``, see :func:`sentinel_t1190.alert_rule.is_owned`) that are
+is in the pack's shipped-ids list, see :func:`sentinel_t1190.alert_rule.owned_ids`) that are
 no longer in the pack; nothing else is ever touched.
 """
 
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import deploy as _deploy
-from .alert_rule import is_owned, resource_name
+from .alert_rule import resource_name, shipped_rule_ids
 from .deploy import Action, RuleState, Target, WorkspaceClient
 from .errors import InputError, SentinelT1190Error
 from .files import atomic_open
@@ -197,11 +197,12 @@ def remaining_targets(targets: Sequence[Target], previous: RolloutReport) -> lis
 # --- one target ----------------------------------------------------------------------------
 
 
-def _prune(client: WorkspaceClient, keep: Collection[str], dry_run: bool) -> list[dict[str, Any]]:
+def _prune(client: WorkspaceClient, keep: Collection[str], owned: Collection[str],
+           dry_run: bool) -> list[dict[str, Any]]:
     removed: list[dict[str, Any]] = []
     for resource in client.list_rules():
         name = str(resource.get("name") or "").lower()
-        if not is_owned(name) or name in keep:
+        if name not in owned or name in keep:
             continue
         display = (resource.get("properties") or {}).get("displayName")
         action = ("would-delete" if dry_run
@@ -231,7 +232,8 @@ def _target_status(rules: Sequence[Mapping[str, Any]], pruned: Sequence[Mapping[
 
 def deploy_target(target: Target, rules: Sequence[Rule], client_factory: ClientFactory, *,
                   dry_run: bool = False, disabled: bool = False, force: bool = False,
-                  prune: bool = False, keep: Collection[str] = ()) -> TargetResult:
+                  prune: bool = False, keep: Collection[str] = (),
+                  owned: Collection[str] | None = None) -> TargetResult:
     """Deploy *rules* to one target (and prune); every failure becomes a ``failed`` result."""
     started = time.monotonic()
     rule_docs: list[Mapping[str, Any]] = []
@@ -243,7 +245,8 @@ def deploy_target(target: Target, rules: Sequence[Rule], client_factory: ClientF
                                     force=force)
             rule_docs = [p.to_dict() for p in result.rules]
             if prune:
-                pruned = _prune(client, keep, dry_run)
+                pruned = _prune(client, keep,
+                                shipped_rule_ids() if owned is None else owned, dry_run)
         finally:
             _close(client)
     except SentinelT1190Error as exc:
@@ -308,8 +311,8 @@ def _fan_out(items: Sequence[T], work: Callable[[T], R], concurrency: int,
 def rollout(targets: Sequence[Target], rules: Sequence[Rule], client_factory: ClientFactory, *,
             concurrency: int = DEFAULT_CONCURRENCY, dry_run: bool = False,
             disabled: bool = False, force: bool = False, prune: bool = False,
-            keep_ids: Iterable[str] | None = None, report_path: Path | None = None,
-            resume_from: RolloutReport | None = None,
+            keep_ids: Iterable[str] | None = None, owned_ids: Collection[str] | None = None,
+            report_path: Path | None = None, resume_from: RolloutReport | None = None,
             on_result: Callable[[TargetResult], None] | None = None,
             throttle: ArmThrottle | None = None) -> RolloutReport:
     """Deploy *rules* to every target; return the report (also written to *report_path*).
@@ -317,7 +320,9 @@ def rollout(targets: Sequence[Target], rules: Sequence[Rule], client_factory: Cl
     *resume_from*: a previous report; its finished targets are kept as they were and not
     touched again, the rest (failed, pending, new) run. *prune* deletes rules the tool
     deployed whose ids are not in *keep_ids* (default: the ids of *rules* — pass the whole
-    pack's ids when *rules* is a selection). *on_result* is called in the calling thread as
+    pack's ids when *rules* is a selection) and are in *owned_ids* (default: the bundled
+    pack's shipped ids; :func:`~sentinel_t1190.alert_rule.owned_ids` of your own pack).
+    *on_result* is called in the calling thread as
     each target finishes (progress bars); *throttle* is only read for the report.
     """
     keep = {i.lower() for i in keep_ids} if keep_ids is not None else {
@@ -338,7 +343,8 @@ def rollout(targets: Sequence[Target], rules: Sequence[Rule], client_factory: Cl
 
     def work(index: int) -> TargetResult:
         return deploy_target(targets[index], rules, client_factory, dry_run=dry_run,
-                             disabled=disabled, force=force, prune=prune, keep=keep)
+                             disabled=disabled, force=force, prune=prune, keep=keep,
+                             owned=owned_ids)
 
     def done(position: int, result: TargetResult) -> None:
         with lock:

@@ -62,6 +62,9 @@ class Rule:
     data: Mapping[str, Any] = field(repr=False)
     lines: Mapping[Path_, int] = field(repr=False, compare=False)
     hunting: HuntingQuery | None = None
+    #: Compile in only the exclusion entries of these names (None: every active entry).
+    #: ``backtest`` measures each exclusion by running the rule with one entry at a time.
+    exclusion_subset: frozenset[str] | None = field(default=None, compare=False)
 
     def line_of(self, *key: str | int) -> int | None:
         """The line of *key* in the file, or of its nearest parent that has one."""
@@ -98,6 +101,8 @@ class Pack:
 
     rules: tuple[Rule, ...]
     findings: tuple[Finding, ...] = ()
+    #: The folder holding ``analytics/`` and ``hunting/``.
+    root: Path | None = None
 
     def select(self, ids: Iterable[str] | None) -> tuple[Rule, ...]:
         """The rules named by *ids* (id or unambiguous id prefix or file stem); all if None."""
@@ -214,24 +219,37 @@ def _yaml_files(folder: Path) -> list[Path]:
                   and not set(p.relative_to(folder).parts[:-1]) & set(COMPANION_DIRS))
 
 
-def rule_files(paths: Iterable[Path] | None = None) -> list[Path]:
-    """The analytic-rule files under *paths* (files or folders), default the pack."""
+def pack_dir(root: Path | None) -> Path:
+    """*root* checked to be a pack (a folder with ``analytics/``), or the bundled pack."""
+    from .errors import InputError
+
+    if root is None:
+        return default_pack_dir()
+    if not (root / "analytics").is_dir():
+        what = "does not exist" if not root.exists() else "has no analytics/ folder"
+        raise InputError(f"--pack {str(root)!r} is not a rule pack: it {what} "
+                         "(create one with 'sentinel-t1190 init DIR')")
+    return root
+
+
+def rule_files(paths: Iterable[Path] | None = None, *, root: Path | None = None) -> list[Path]:
+    """The analytic-rule files under *paths* (files or folders), default the pack at *root*."""
     if not paths:
-        return _yaml_files(default_pack_dir() / "analytics")
+        return _yaml_files(pack_dir(root) / "analytics")
     files: list[Path] = []
     for path in paths:
         files.extend(_yaml_files(path) if path.is_dir() else [path])
     return files
 
 
-def hunting_files() -> list[Path]:
-    """The pack's hunting-query files."""
-    return _yaml_files(default_pack_dir() / "hunting")
+def hunting_files(root: Path | None = None) -> list[Path]:
+    """The hunting-query files of the pack at *root* (default: the bundled pack)."""
+    return _yaml_files(pack_dir(root) / "hunting")
 
 
 def load_pack(root: Path | None = None) -> Pack:
     """Load ``analytics/`` and ``hunting/`` under *root* (default: the bundled pack)."""
-    root = root or default_pack_dir()
+    root = pack_dir(root)
     rules: list[Rule] = []
     findings: list[Finding] = []
     for path in _yaml_files(root / "analytics"):
@@ -246,7 +264,7 @@ def load_pack(root: Path | None = None) -> Pack:
         if query is not None and query.rule_id:
             hunting[query.rule_id.lower()] = query
     linked = tuple(_with_hunting(r, hunting.get(r.id.lower())) for r in rules)
-    return Pack(linked, tuple(findings))
+    return Pack(linked, tuple(findings), root)
 
 
 def _with_hunting(rule: Rule, query: HuntingQuery | None) -> Rule:

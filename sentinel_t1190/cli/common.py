@@ -47,6 +47,18 @@ RuleIds = Annotated[
     ),
 ]
 
+PackDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--pack",
+        envvar="SENTINEL_T1190_PACK",
+        metavar="DIR",
+        file_okay=False,
+        help="Your own rule pack (analytics/ and hunting/, see 'init'). Default: the bundled "
+        "pack.",
+    ),
+]
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

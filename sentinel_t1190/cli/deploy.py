@@ -17,6 +17,7 @@ from .common import (
     LogsEndpoint,
     Out,
     Output,
+    PackDir,
     ResourceGroup,
     RuleIds,
     SubscriptionId,
@@ -49,6 +50,7 @@ def deploy_command(
     resource_group: ResourceGroup,
     workspace: Workspace,
     rule: RuleIds = None,
+    pack_dir: PackDir = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Show the plan (created/updated with field diffs/unchanged); "
         "write nothing.")] = False,
@@ -75,7 +77,7 @@ def deploy_command(
     from .. import api
     from ..deploy import Target, deploy
 
-    rules = api.load_pack().select(rule)
+    rules = api.load_pack(pack_dir).select(rule)
     target = Target(subscription_id, resource_group, workspace, tenant_id)
     with connect(target, cloud, arm_endpoint, logs_endpoint) as client:
         result = deploy(client, rules, dry_run=dry_run, disabled=disabled, force=force)

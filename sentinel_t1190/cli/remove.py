@@ -18,6 +18,7 @@ from .common import (
     LogsEndpoint,
     Out,
     Output,
+    PackDir,
     ResourceGroup,
     RuleIds,
     SubscriptionId,
@@ -37,6 +38,7 @@ def remove_command(
     resource_group: ResourceGroup,
     workspace: Workspace,
     rule: RuleIds = None,
+    pack_dir: PackDir = None,
     yes: Annotated[bool, typer.Option(
         "--yes", "-y", help="Do not ask for confirmation (needed without a terminal).")] = False,
     output: Output = OutputFormat.table,
@@ -52,7 +54,7 @@ def remove_command(
     from .. import api
     from ..deploy import Target, remove
 
-    rules = api.load_pack().select(rule)
+    rules = api.load_pack(pack_dir).select(rule)
     question = f"Delete {len(rules)} rule(s) from workspace {workspace!r}?"
     if not yes:
         if not sys.stdin.isatty():

@@ -19,6 +19,7 @@ from .common import (
     LogsEndpoint,
     Out,
     Output,
+    PackDir,
     RuleIds,
     TenantId,
     Verbose,
@@ -112,6 +113,7 @@ def rollout_command(
     discover: Discover = False,
     subscription_id: DiscoverSubscriptions = None,
     rule: RuleIds = None,
+    pack_dir: PackDir = None,
     concurrency: Concurrency = 8,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print the fleet plan (target x rule x action); write nothing.")
@@ -160,7 +162,7 @@ def rollout_command(
             fleet, rule_ids=rule, concurrency=concurrency, dry_run=dry_run, disabled=disabled,
             force=force, prune=prune, report_path=report_path, resume_from=previous,
             cloud=cloud, arm_endpoint=arm_endpoint, logs_endpoint=logs_endpoint,
-            tenant_id=tenant_id, on_result=progress)
+            tenant_id=tenant_id, on_result=progress, pack=api.load_pack(pack_dir))
     with output_stream(out) as stream:
         render.rollout_report(result.to_dict(), output, stream)
     return ExitCode.FOUND if result.failed else ExitCode.OK
@@ -169,7 +171,8 @@ def rollout_command(
 def fleet_status(targets: Path | None, discover: bool, subscription_id: str | None,
                  resource_group: str | None, workspace: str | None, rule: list[str] | None,
                  concurrency: int, cloud: str, tenant_id: str | None, arm_endpoint: str | None,
-                 logs_endpoint: str | None, output: OutputFormat, out: Path | None) -> int:
+                 logs_endpoint: str | None, output: OutputFormat, out: Path | None,
+                 pack_dir: Path | None = None) -> int:
     """`status --targets FILE | --discover`: every workspace's status in one table / JSON."""
     if resource_group or workspace:
         raise InputError("--resource-group/--workspace name one workspace; with --targets or "
@@ -182,7 +185,7 @@ def fleet_status(targets: Path | None, discover: bool, subscription_id: str | No
     fleet = _targets(targets, discover, subscriptions, azure, None)
     result = api.fleet_status(fleet, rule_ids=rule, concurrency=concurrency, cloud=cloud,
                               arm_endpoint=arm_endpoint, logs_endpoint=logs_endpoint,
-                              tenant_id=tenant_id)
+                              tenant_id=tenant_id, pack=api.load_pack(pack_dir))
     with output_stream(out) as stream:
         render.fleet_status(result.to_dict(), output, stream)
     return ExitCode.OK if result.in_sync else ExitCode.FOUND

@@ -17,6 +17,7 @@ from .common import (
     LogsEndpoint,
     Out,
     Output,
+    PackDir,
     RuleIds,
     TenantId,
     Verbose,
@@ -44,6 +45,7 @@ def status_command(
     resource_group: OptResourceGroup = None,
     workspace: OptWorkspace = None,
     rule: RuleIds = None,
+    pack_dir: PackDir = None,
     targets: TargetsFile = None,
     discover: Discover = False,
     concurrency: Concurrency = 8,
@@ -70,11 +72,11 @@ def status_command(
     if targets is not None or discover:
         return fleet_status(targets, discover, subscription_id, resource_group, workspace,
                             rule, concurrency, cloud, tenant_id, arm_endpoint, logs_endpoint,
-                            output, out)
+                            output, out, pack_dir)
     if not (subscription_id and resource_group and workspace):
         raise InputError("give the workspace: --subscription-id, --resource-group and "
                          "--workspace")
-    rules = api.load_pack().select(rule)
+    rules = api.load_pack(pack_dir).select(rule)
     target = Target(subscription_id, resource_group, workspace, tenant_id)
     with connect(target, cloud, arm_endpoint, logs_endpoint) as client:
         result = status(client, rules)
