@@ -11,7 +11,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 import typer
 
 from .. import api, render
-from ..errors import ExitCode, InputError, PartialResultError
+from ..errors import ExitCode, InputError, PartialResultError, SentinelT1190Error
 from ..render import OutputFormat
 from ..timespan import parse_duration, parse_instant
 from .app import app
@@ -177,6 +177,14 @@ def hunt_command(
     tenant_id: TenantId = None,
     logs_endpoint: LogsEndpoint = None,
     output: Output = OutputFormat.table,
+    csv_raw: Annotated[
+        bool,
+        typer.Option(
+            "--csv-raw",
+            help="With --output csv: write cells as they are. By default a cell starting with "
+            "= + - @, tab or CR gets a leading ' so spreadsheets do not run it as a formula.",
+        ),
+    ] = False,
     out: Out = None,
     verbose: Verbose = False,
     debug: Debug = False,
@@ -212,6 +220,7 @@ def hunt_command(
             tenant_id=tenant_id,
             logs_endpoint=logs_endpoint,
             output=output,
+            csv_raw=csv_raw,
             out=out,
             pack=pack,
         )
@@ -237,7 +246,7 @@ def hunt_command(
         for message in result.warnings:
             warn(message)
     with output_stream(out) as stream:
-        render.hunt(results, output, stream)
+        render.hunt(results, output, stream, raw_csv=csv_raw)
     found = any(r.findings for r in results)
     return ExitCode.FOUND if fail_on_findings and found else ExitCode.OK
 
@@ -298,6 +307,7 @@ def _run_live(
     tenant_id: str | None,
     logs_endpoint: str | None,
     output: OutputFormat,
+    csv_raw: bool,
     out: Path | None,
     pack: Pack,
 ) -> int:
@@ -312,6 +322,7 @@ def _run_live(
         slice_size=parse_duration(slice_size),
         min_slice=parse_duration(min_slice),
         concurrency=concurrency,
+        raw_csv=csv_raw,
     )
     target = resolve_cloud(cloud, logs_endpoint=logs_endpoint)
     credential = credentials.default_credential(target, tenant_id)
@@ -351,12 +362,22 @@ def _run_live(
         for result in results:
             for message in result.warnings:
                 warn(message)
-        if not streamed:
-            render.hunt_live(
-                [(r.to_dict(), s) for r, s in zip(results, spools, strict=True)], output, stream
-            )
-        for spool in spools:
-            spool.close()
+        try:
+            if not streamed:
+                render.hunt_live(
+                    [(r.to_dict(), s) for r, s in zip(results, spools, strict=True)], output,
+                    stream)
+        except SentinelT1190Error:
+            raise
+        except Exception:
+            # A bug while showing the findings: still remember the searched window, or every
+            # scheduled run would meet the same finding and fail the same way.
+            if hunt_state is not None and any(r.complete for r in results):
+                hunt_state.save()
+            raise
+        finally:
+            for spool in spools:
+                spool.close()
     if hunt_state is not None and any(r.complete for r in results):
         hunt_state.save()
     incomplete = [r for r in results if not r.complete]
