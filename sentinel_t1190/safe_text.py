@@ -27,10 +27,20 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 def visible(text: str) -> str:
     """*text* with every invisible or terminal-controlling character but tab and newline as
     ``<U+XXXX>``."""
+    return _shown(text, "\t\n")
+
+
+def one_line(value: Any) -> str:
+    """:func:`visible` with tab and newline shown too, for one-line places (a markdown table
+    cell, an HTML summary); None is ''."""
+    return "" if value is None else _shown(str(value), "")
+
+
+def _shown(text: str, keep: str) -> str:
     if text.isprintable():  # the common case: no control, format or separator character
         return text
     return "".join(
-        f"<U+{ord(ch):04X}>" if ch not in "\t\n" and unicodedata.category(ch) in _HIDDEN
+        f"<U+{ord(ch):04X}>" if ch not in keep and unicodedata.category(ch) in _HIDDEN
         else ch for ch in text)
 
 

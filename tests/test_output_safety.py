@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from conftest import Run, squashed, table_column
 
-from sentinel_t1190 import render
+from sentinel_t1190 import render, reports
 from sentinel_t1190.render import OutputFormat
 from sentinel_t1190.rules import load_rule
 from sentinel_t1190.safe_text import csv_cell, visible
@@ -197,3 +197,21 @@ def test_service_errors_in_fleet_and_deploy_tables() -> None:
     assert "workspace [w] (resource group g)" in shown
     assert table_column(shown, "rule") == "[id]"
     assert table_column(shown, "details") == squashed("table [x] missing <U+0007>")
+
+
+def test_backtest_report_with_a_bracketed_rule_name() -> None:
+    row = {"Timestamp": "2026-01-01T00:00:00Z", "DeviceName": "[d]", "AccountName": "a",
+           "FileName": "cmd.exe", "ProcessCommandLine": "cmd [/]\x1b[2J\nnext"}
+    doc = {"baseline": {"kind": "folder", "path": "[base]"},
+           "window": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"},
+           "complete": True, "warnings": [],
+           "summary": {"added": 1, "removed": 0, "unchanged": 0},
+           "rules": [{"id": "x", "name": BRACKETED, "status": "changed", "added": [row],
+                      "removed": [], "unchanged": 0, "exclusions": []}]}
+    shown = _printed(lambda s: reports.backtest(doc, reports.ReportFormat.table, s))
+    assert f"added: 1 finding(s) of {visible(BRACKETED)}" in shown
+    assert "against pack folder [base]" in shown
+    assert table_column(shown, "ProcessCommandLine") == "cmd[/]<U+001B>[2J<U+000A>next"
+    markdown = reports.backtest_markdown(doc)
+    assert ("finding(s) of [/] shell [red]from[/red] w3wp &lt;U+001B&gt;[5m&lt;U+202E&gt;"
+            "</summary>") in markdown

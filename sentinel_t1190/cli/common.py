@@ -213,6 +213,15 @@ LogsEndpoint = Annotated[
         help="Override the Logs Query API base URL, including /v1.",
     ),
 ]
+GraphEndpoint = Annotated[
+    str | None,
+    typer.Option(
+        "--graph-endpoint",
+        envvar="SENTINEL_GRAPH_ENDPOINT",
+        metavar="URL",
+        help="Override the Microsoft Graph base URL (national clouds, test servers).",
+    ),
+]
 SubscriptionId = Annotated[
     str,
     typer.Option(
