@@ -246,7 +246,10 @@ class Change:
     to: Any
 
     def to_dict(self) -> dict[str, Any]:
-        return {"field": self.field, "from": self.from_, "to": self.to}
+        from .fielddiff import describe
+
+        return {"field": self.field, "from": self.from_, "to": self.to,
+                "diff": describe(self.from_, self.to)}
 
 
 def _canonical(value: Any, known: tuple[str, ...]) -> Any:

@@ -67,7 +67,10 @@ class TargetStatus(StrEnum):
     UPDATED = "updated"
     UNCHANGED = "unchanged"
     FAILED = "failed"
-    #: Nothing was written because every rule was refused (e.g. the table is missing).
+    #: At least one rule was refused there (its table or columns are missing); the rules'
+    #: ``reason`` says why, the others were deployed as usual.
+    REFUSED = "refused"
+    #: Written by earlier versions when every rule was refused; read, never written now.
     SKIPPED = "skipped"
     WOULD_CREATE = "would-create"
     WOULD_UPDATE = "would-update"
@@ -77,8 +80,9 @@ class TargetStatus(StrEnum):
 
 #: Statuses ``--resume`` does not redo.
 DONE = frozenset({TargetStatus.CREATED, TargetStatus.UPDATED, TargetStatus.UNCHANGED,
-                  TargetStatus.SKIPPED})
-_SUMMARY_KEYS = ("created", "updated", "unchanged", "failed", "skipped")
+                  TargetStatus.REFUSED, TargetStatus.SKIPPED})
+#: ``skipped`` stays in the summary (always 0 now) so readers of the old shape keep working.
+_SUMMARY_KEYS = ("created", "updated", "unchanged", "refused", "failed", "skipped")
 _PLAN_KEYS = ("would-create", "would-update")
 
 
@@ -141,6 +145,14 @@ class RolloutReport:
     @property
     def failed(self) -> list[TargetResult]:
         return [r for r in self.targets if r.status is TargetStatus.FAILED]
+
+    @property
+    def refused(self) -> list[TargetResult]:
+        return [r for r in self.targets if r.status is TargetStatus.REFUSED]
+
+    @property
+    def pending(self) -> list[TargetResult]:
+        return [r for r in self.targets if r.status is TargetStatus.PENDING]
 
     def summary(self) -> dict[str, int]:
         counts = {"total": len(self.targets), **dict.fromkeys(_SUMMARY_KEYS, 0)}
@@ -215,6 +227,8 @@ def _target_status(rules: Sequence[Mapping[str, Any]], pruned: Sequence[Mapping[
                    dry_run: bool) -> TargetStatus:
     actions = {str(r["action"]) for r in rules}
     prunes = {str(p["action"]) for p in pruned}
+    if Action.REFUSED in actions:
+        return TargetStatus.REFUSED
     if dry_run:
         if Action.WOULD_CREATE in actions:
             return TargetStatus.WOULD_CREATE
@@ -225,8 +239,6 @@ def _target_status(rules: Sequence[Mapping[str, Any]], pruned: Sequence[Mapping[
             return TargetStatus.CREATED
         if Action.UPDATED in actions or "deleted" in prunes:
             return TargetStatus.UPDATED
-    if actions and actions == {Action.REFUSED}:
-        return TargetStatus.SKIPPED
     return TargetStatus.UNCHANGED
 
 
@@ -257,11 +269,8 @@ def deploy_target(target: Target, rules: Sequence[Rule], client_factory: ClientF
     failed = [r for r in rule_docs if r["action"] == Action.FAILED]
     status = (TargetStatus.FAILED if failed
               else _target_status(rule_docs, pruned, dry_run))
-    error = None
-    if failed:
-        error = "; ".join(f"{r['name']}: {r['reason']}" for r in failed)
-    elif status is TargetStatus.SKIPPED:
-        error = "; ".join(f"{r['name']}: {r['reason']}" for r in rule_docs)
+    # A refusal is not an error: its reason stays with the rule, printed once.
+    error = "; ".join(f"{r['name']}: {r['reason']}" for r in failed) if failed else None
     return TargetResult(target, status, error, tuple(rule_docs), tuple(pruned),
                         "RuleFailed" if failed else None,
                         round(time.monotonic() - started, 3), _now())
@@ -376,9 +385,12 @@ class TargetState:
 
     @property
     def state(self) -> str:
+        """failed, out-of-sync (drift, missing, disabled…), refused (only refusals), in-sync."""
         if self.result is None:
             return "failed"
-        return "in-sync" if self.result.in_sync else "out-of-sync"
+        if self.result.out_of_sync:
+            return "out-of-sync"
+        return "refused" if self.result.refused else "in-sync"
 
     def to_dict(self) -> dict[str, Any]:
         t = self.target
@@ -398,8 +410,12 @@ class FleetStatus:
     def in_sync(self) -> bool:
         return all(t.state == "in-sync" for t in self.targets)
 
+    def count(self, state: str) -> int:
+        return sum(1 for t in self.targets if t.state == state)
+
     def summary(self) -> dict[str, int]:
-        counts = {"total": len(self.targets), "in-sync": 0, "out-of-sync": 0, "failed": 0}
+        counts = {"total": len(self.targets), "in-sync": 0, "out-of-sync": 0, "refused": 0,
+                  "failed": 0}
         rules = dict.fromkeys((s.value for s in RuleState), 0)
         for t in self.targets:
             counts[t.state] += 1

@@ -70,10 +70,16 @@ class Rule:
         """The line of *key* in the file, or of its nearest parent that has one."""
         return _line_of(self.lines, key)
 
+    @property
+    def short_id(self) -> str:
+        """The rule file's stem (``sql_injection_in_request``): what people type and read."""
+        return Path(self.path).stem
+
     def summary(self) -> dict[str, Any]:
-        """The ``rules`` JSON shape (shared/DESIGN.md §3)."""
+        """The ``rules`` JSON shape (shared/DESIGN.md §3), plus ``short_id``."""
         return {
-            "id": self.id, "name": self.name, "severity": self.severity,
+            "id": self.id, "short_id": self.short_id, "name": self.name,
+            "severity": self.severity,
             "tactics": list(self.tactics), "techniques": list(self.techniques),
             "tables": list(self.tables),
         }
@@ -105,23 +111,33 @@ class Pack:
     root: Path | None = None
 
     def select(self, ids: Iterable[str] | None) -> tuple[Rule, ...]:
-        """The rules named by *ids* (id or unambiguous id prefix or file stem); all if None."""
+        """The rules named by *ids*: id, unambiguous id prefix, short id (the file stem) or
+        the rule's file (``x.yaml``, ``analytics/x.yaml``); all if None."""
         from .errors import InputError
 
         if not ids:
             return self.rules
         chosen: list[Rule] = []
-        for wanted in ids:
-            hits = [r for r in self.rules
-                    if wanted.lower() in (r.id.lower(), Path(r.path).stem.lower())
-                    or r.id.lower().startswith(wanted.lower())]
+        for given in ids:
+            wanted = _rule_name(given)
+            hits = [r for r in self.rules if wanted in (r.id.lower(), r.short_id.lower())]
+            if not hits and wanted:
+                hits = [r for r in self.rules if r.id.lower().startswith(wanted)]
             if len(hits) != 1:
-                known = ", ".join(f"{Path(r.path).stem} ({r.id})" for r in self.rules)
+                known = ", ".join(f"{r.short_id} ({r.id})" for r in self.rules)
                 what = "matches no rule" if not hits else "matches several rules"
-                raise InputError(f"--rule {wanted!r} {what}; the pack has: {known}")
+                raise InputError(f"--rule {given!r} {what}; the pack has: {known}")
             if hits[0] not in chosen:
                 chosen.append(hits[0])
         return tuple(chosen)
+
+
+def _rule_name(given: str) -> str:
+    """``--rule`` as typed, lower case, with a rule file's folder and extension dropped."""
+    name = given.strip().replace("\\", "/").rsplit("/", 1)[-1].lower()
+    for suffix in (".yaml", ".yml"):
+        name = name.removesuffix(suffix)
+    return name
 
 
 def _line_of(lines: Mapping[Path_, int], key: Path_) -> int | None:

@@ -17,8 +17,8 @@ from .common import (
     Debug,
     LogsEndpoint,
     Out,
-    Output,
     PackDir,
+    ReportOutput,
     ResourceGroup,
     RuleIds,
     SubscriptionId,
@@ -41,7 +41,7 @@ def remove_command(
     pack_dir: PackDir = None,
     yes: Annotated[bool, typer.Option(
         "--yes", "-y", help="Do not ask for confirmation (needed without a terminal).")] = False,
-    output: Output = OutputFormat.table,
+    output: ReportOutput = OutputFormat.table,
     out: Out = None,
     cloud: CloudOpt = "AzureCloud",
     tenant_id: TenantId = None,
