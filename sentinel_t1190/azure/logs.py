@@ -124,7 +124,7 @@ def timespan_for(start: datetime, end: datetime) -> str:
     return f"{iso_z(start - TIMEGENERATED_BEFORE)}/{iso_z(end + TIMEGENERATED_AFTER)}"
 
 
-def _retry_policy(retry_total: int, backoff: float) -> Any:
+def retry_policy(retry_total: int, backoff: float) -> Any:
     from azure.core.pipeline.policies import RetryPolicy
 
     class LogsRetryPolicy(RetryPolicy):  # type: ignore[misc,type-arg]
@@ -161,7 +161,7 @@ class LogsClient:
         # the token scope is given explicitly, else it would follow an overridden endpoint.
         self._client = LogsQueryClient(
             credential, endpoint=cloud.logs_endpoint, credential_scopes=[cloud.logs_scope],
-            retry_policy=_retry_policy(retry_total, retry_backoff), **client_kwargs)
+            retry_policy=retry_policy(retry_total, retry_backoff), **client_kwargs)
 
     def close(self) -> None:
         self._client.close()
