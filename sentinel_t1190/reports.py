@@ -212,7 +212,7 @@ def _health_tables(document: dict[str, Any], stream: IO[str]) -> None:
         if entry["error"]:
             console.print(_text(f"{title}: FAILED: {entry['error']}"), style="red")
             continue
-        table = Table(title=visible(title))
+        table = Table(title=one_line(title))
         for col in HEALTH_COLUMNS:
             table.add_column(col, overflow="fold", max_width=40 if col == "rule" else None)
         for owner, row in health_rows(document):
