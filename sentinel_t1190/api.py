@@ -217,12 +217,14 @@ def hunt_live(
     *workspaces* are labels, not workspace IDs.
 
     Rows go to ``sink_for(rule)`` in *fmt* (ndjson or csv) as the slices finish. With
-    *state*, each rule's window starts where its last complete run ended minus *overlap*,
-    findings that run reported are not reported again, and the state is updated (in
-    memory; :meth:`HuntState.save` writes it) only when every workspace was complete.
+    *state*, each rule's window starts where its last complete run ended minus *overlap*
+    (at most as far back as the state remembers findings), findings reported before are
+    not reported again, and the state is updated (in memory; :meth:`HuntState.save` writes
+    it) only when every workspace was complete. Hold the state with
+    :func:`~sentinel_t1190.state.locked_state` so that two runs never share it.
     """
     from .livehunt import LiveOptions, hunt_workspaces
-    from .timespan import parse_duration
+    from .state import parse_overlap
 
     if not workspaces:
         raise InputError("give at least one --workspace-id")
@@ -230,7 +232,7 @@ def hunt_live(
         if not GUID.fullmatch(workspace):
             raise InputError(f"--workspace-id {workspace!r} is not a workspace ID (a GUID, "
                              "shown as 'Workspace ID' on the workspace's overview page)")
-    overlap_span = parse_duration(overlap)
+    overlap_span = parse_overlap(overlap)
     clock = now or datetime.now(UTC)
     rules = default_hunt_rules(pack or load_pack(), rule_ids)
     opts = options or LiveOptions()
@@ -248,10 +250,13 @@ def hunt_live(
                 raise InputError(f"nothing new to hunt: the last run ended at "
                                  f"{window.to_dict()['end']} or later")
             window = Window(resumed, window.end)
+        cut = state.overlap_cut(rule.id, overlap_span) if state else None
         result = hunt_workspaces(
             rule, list(dict.fromkeys(workspaces)), window, client, sink_for(rule), fmt,
             options=opts, reported=state.reported(rule.id) if state else frozenset(),
             timespan=request_timespan, source=source)
+        if cut:
+            result.warnings.append(cut)
         if state is not None:
             if result.complete:
                 state.record(rule.id, window.end, overlap_span, result.tally.keys)
