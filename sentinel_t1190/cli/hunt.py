@@ -34,6 +34,7 @@ from .common import (
 if TYPE_CHECKING:
     from ..azure.clouds import Cloud
     from ..rules import Pack, Rule
+    from ..state import HuntState
 
 
 @app.command("hunt")
@@ -131,7 +132,9 @@ def hunt_command(
         typer.Option(
             "--overlap",
             metavar="DURATION",
-            help="With --state: how far back the next run re-reads, for events ingested late.",
+            help="With --state: how far back the next run re-reads, for events ingested late "
+            "(at most 14d, and never further back than the findings the state file "
+            "remembers, so nothing is reported twice).",
         ),
     ] = "1h",
     server_timeout: Annotated[
@@ -347,7 +350,17 @@ class LiveSource:
     graph_endpoint: str | None
 
 
-def _hunt_live(
+def _hunt_live(where: LiveSource, *, state_path: Path | None, **options: Any) -> int:
+    """A live hunt; with --state, the state file stays locked until the run has saved it."""
+    from ..state import locked_state
+
+    if state_path is None:
+        return _run_live(where, hunt_state=None, **options)
+    with locked_state(state_path) as hunt_state:
+        return _run_live(where, hunt_state=hunt_state, **options)
+
+
+def _run_live(
     where: LiveSource,
     *,
     rule: list[str] | None,
@@ -357,7 +370,7 @@ def _hunt_live(
     now: str | None,
     fail_on_findings: bool,
     allow_partial: bool,
-    state_path: Path | None,
+    hunt_state: HuntState | None,
     overlap: str,
     server_timeout: int,
     slice_size: str,
@@ -376,9 +389,7 @@ def _hunt_live(
     from ..azure import credentials
     from ..azure.clouds import resolve_cloud
     from ..livehunt import LiveOptions
-    from ..state import load_state
 
-    hunt_state = load_state(state_path) if state_path else None
     options = LiveOptions(
         slice_size=parse_duration(slice_size),
         min_slice=parse_duration(min_slice),
