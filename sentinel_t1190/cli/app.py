@@ -95,7 +95,7 @@ app = typer.Typer(
 #: Command modules in the order --help lists them, imported for their @app.command
 #: registrations; a module not written yet is skipped.
 COMMAND_MODULES = ("pack", "test", "hunt", "backtest", "deploy", "status", "remove", "rollout",
-                   "export")
+                   "health", "export")
 
 
 def _version(value: bool) -> None:

@@ -49,9 +49,9 @@ def hunt_command(
             "--local",
             "-l",
             metavar="FILE",
-            help="Telemetry file to hunt offline (CSV, TSV, JSON, JSONL, Parquet; text formats "
-            "may be .gz), named after its table or given as TABLE=PATH. Repeat, or list several "
-            "after it.",
+            help="Telemetry file to hunt offline (CSV, TSV, JSON, JSONL, Parquet, Event Hub "
+            "records; IIS W3C and Apache/nginx logs as W3CIISLog; text formats may be .gz), "
+            "named after its table or given as TABLE=PATH. Repeat, or list several after it.",
         ),
     ] = None,
     files: Annotated[
