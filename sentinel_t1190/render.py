@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from enum import StrEnum
 from itertools import chain, repeat
 from operator import itemgetter
@@ -525,36 +526,48 @@ def _details(rule: dict[str, Any]) -> Any:
 
 
 def _markdown_cell(text: str) -> str:
+    """Text as one markdown table cell: no markup, HTML or row break gets through."""
+    text = visible(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _fence(text: str) -> str:
+    """A code fence longer than any run of backticks in *text* (which cannot close it)."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
 
 
 def _rule_report_markdown(doc: dict[str, Any], key: str, title: str, stream: IO[str]) -> None:
     """For pull-request comments: a table per rule, then each text change as a diff block."""
-    stream.write(f"### {title}: {_where(doc['workspace'], '`')}\n\n"
+    stream.write(f"### {title}: {_where(doc['workspace'], _markdown_cell)}\n\n"
                  f"| rule | name | {key} | details |\n|---|---|---|---|\n")
     blocks: list[str] = []
     for r in doc["rules"]:
+        rule = r.get("short_id") or r["id"]
         details = [r["reason"]] if r.get("reason") else []
         for change in r.get("changes") or []:
             if (change.get("diff") or {}).get("kind") == "text":
                 details.append(f"{change['field']}: see the diff below")
-                blocks.append(f"#### `{r.get('short_id') or r['id']}` {change['field']}\n\n"
-                              f"```diff\n{change['diff']['unified']}\n```\n")
+                diff = visible(change["diff"]["unified"])
+                fence = _fence(diff)
+                blocks.append(f"#### {_markdown_cell(rule)}: {_markdown_cell(change['field'])}"
+                              f"\n\n{fence}diff\n{diff}\n{fence}\n")
             else:
                 details += [line for line, _ in change_lines(change)]
-        cells = [r.get("short_id") or r["id"], r["name"], r[key], "<br>".join(details)]
-        stream.write("| " + " | ".join(_markdown_cell(str(c)) for c in cells) + " |\n")
+        cells = [_markdown_cell(str(c)) for c in (rule, r["name"], r[key])]
+        cells.append("<br>".join(_markdown_cell(d) for d in details))
+        stream.write("| " + " | ".join(cells) + " |\n")
     for block in blocks:
         stream.write("\n" + block)
 
 
-def _where(workspace: dict[str, Any], quote: str = "") -> str:
-    """What a deploy/status/remove document acted on, for its title."""
+def _where(workspace: dict[str, Any], cell: Callable[[str], str] = str) -> str:
+    """What a deploy/status/remove document acted on, for its title (*cell* escapes values)."""
     if workspace.get("kind") == "defender":
-        return (f"Defender XDR custom detections (tenant {quote}"
-                f"{workspace.get('tenant') or 'of the signed-in identity'}{quote})")
-    return (f"workspace {quote}{workspace['workspace']}{quote} "
-            f"(resource group {quote}{workspace['resource_group']}{quote})")
+        tenant = workspace.get("tenant") or "of the signed-in identity"
+        return f"Defender XDR custom detections (tenant {cell(str(tenant))})"
+    return (f"workspace {cell(str(workspace['workspace']))} "
+            f"(resource group {cell(str(workspace['resource_group']))})")
 
 
 def rule_report(doc: dict[str, Any], key: str, title: str, fmt: OutputFormat,

@@ -63,8 +63,10 @@ def remove_command(
     if not defender:
         subscription_id, resource_group, workspace = require_workspace(
             subscription_id, resource_group, workspace)
-    place = ("Defender XDR custom detections" if defender else f"workspace {workspace!r}")
-    question = f"Delete {len(rules)} rule(s) from {place}?"
+    names = ", ".join(f"{r.short_id} ({r.name})" for r in rules)
+    place = ("Defender XDR custom detections" if defender else
+             f"workspace {workspace!r} (resource group {resource_group!r})")
+    question = f"Delete {len(rules)} rule(s) from {place}: {names}?"
     if not yes:
         if not sys.stdin.isatty():
             raise InputError(f"{question} No terminal to ask on: pass --yes to confirm")
