@@ -54,6 +54,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "sentinel-t1190 rollout --targets targets.csv --report rollout.json",
         "sentinel-t1190 rollout --resume rollout.json",
     ),
+    "health": (
+        "sentinel-t1190 health --workspace-id $WORKSPACE_ID --timespan 30d",
+        "sentinel-t1190 health --targets targets.csv --output json",
+    ),
     "export": (
         "sentinel-t1190 export --format arm --format bicep --out build/",
         "sentinel-t1190 export --format sigma --rule web_server_child_process",
