@@ -15,7 +15,8 @@ from .common import Debug, Out, PackDir, RuleIds, Verbose, command, output_strea
 
 ReportOutput = Annotated[ReportFormat, typer.Option(
     "--output", "-o", metavar="FORMAT", case_sensitive=False,
-    help="table for people, json for machines, markdown for a pull-request comment.")]
+    help="table for people, json for machines, markdown for a pull-request comment, html "
+    "for one self-contained page.")]
 
 
 @app.command("backtest")
