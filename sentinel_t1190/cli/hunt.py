@@ -27,6 +27,8 @@ from .common import (
     TenantId,
     Verbose,
     command,
+    found,
+    note,
     output_stream,
     warn,
 )
@@ -47,6 +49,7 @@ HuntOutput = Annotated[HuntFormat, typer.Option(
 
 if TYPE_CHECKING:
     from ..azure.clouds import Cloud
+    from ..livehunt import HuntProgress
     from ..rules import Pack, Rule
     from ..state import HuntState
 
@@ -60,9 +63,9 @@ def hunt_command(
             "--local",
             "-l",
             metavar="FILE",
-            help="Telemetry file to hunt offline (CSV, TSV, JSON, JSONL, Parquet; text formats "
-            "may be .gz), named after its table or given as TABLE=PATH. Repeat, or list several "
-            "after it.",
+            help="Telemetry file to hunt offline (CSV, TSV, JSON, JSONL, Parquet, Event Hub "
+            "records; IIS W3C and Apache/nginx logs as W3CIISLog; text formats may be .gz), "
+            "named after its table or given as TABLE=PATH. Repeat, or list several after it.",
         ),
     ] = None,
     files: Annotated[
@@ -189,6 +192,16 @@ def hunt_command(
             help="Queries in flight at once (the Logs API allows 5 per identity).",
         ),
     ] = 5,
+    progress_every: Annotated[
+        float,
+        typer.Option(
+            "--progress-every",
+            metavar="SECONDS",
+            min=0,
+            help="Live hunts with stderr not a terminal (CI logs): seconds between progress "
+            "lines (share of the window searched, slices, findings). A terminal gets a bar.",
+        ),
+    ] = 15.0,
     defender: Annotated[
         bool,
         typer.Option(
@@ -284,6 +297,7 @@ def hunt_command(
             out=out,
             html=html,
             pack=pack,
+            progress_every=progress_every,
         )
     for name, value in (("--state", state), ("--allow-partial", allow_partial)):
         if value:
@@ -308,8 +322,10 @@ def hunt_command(
             warn(message)
     with _report_stream(out, html) as stream:
         render.hunt(results, fmt, stream, raw_csv=csv_raw)
-    found = any(r.findings for r in results)
-    return ExitCode.FOUND if fail_on_findings and found else ExitCode.OK
+    total = sum(len(r.findings) for r in results)
+    if fail_on_findings and total:
+        return found(f"{total} finding(s) and --fail-on-findings")
+    return ExitCode.OK
 
 
 @contextmanager
@@ -375,6 +391,49 @@ def _progress(paths: list[str]) -> Iterator[None]:
         yield
 
 
+class _LiveProgress:
+    """Live hunt progress on stderr: a bar on a terminal, else a line every *every* seconds
+    (CI logs), so a long hunt is never silent and a short one stays quiet."""
+
+    def __init__(self, every: float = 15.0) -> None:
+        import time
+
+        self._clock = time.monotonic
+        self._last = self._clock()
+        self._every = every
+        self._bar: Any = None
+        self._task: Any = None
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 TextColumn("{task.percentage:>3.0f}% of the window"),
+                                 TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
+                                 console=Console(stderr=True), transient=True)
+
+    def __enter__(self) -> _LiveProgress:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def __call__(self, progress: HuntProgress) -> None:
+        detail = f"{progress.slices} slice(s), {progress.rows:,} finding(s)"
+        if self._bar is not None:
+            if self._task is None:
+                self._task = self._bar.add_task("hunting", total=1.0, detail="")
+            self._bar.update(self._task, completed=progress.searched, detail=detail,
+                             description=f"hunting {progress.rule[:40]}")
+        elif self._clock() - self._last >= self._every:
+            self._last = self._clock()
+            note(f"hunting {progress.rule}: {progress.searched:.0%} of the window searched, "
+                 f"{detail}")
+
+
 @dataclass(frozen=True)
 class LiveSource:
     """Where a live hunt runs: Log Analytics workspaces, Defender XDR, or a cluster."""
@@ -421,6 +480,7 @@ def _run_live(
     out: Path | None,
     html: bool,
     pack: Pack,
+    progress_every: float,
 ) -> int:
     import tempfile
 
@@ -428,11 +488,13 @@ def _run_live(
     from ..azure.clouds import resolve_cloud
     from ..livehunt import LiveOptions
 
+    reporter = _LiveProgress(progress_every)
     options = LiveOptions(
         slice_size=parse_duration(slice_size),
         min_slice=parse_duration(min_slice),
         concurrency=concurrency,
         raw_csv=csv_raw,
+        on_progress=reporter,
     )
     target = resolve_cloud(cloud, logs_endpoint=logs_endpoint,
                            graph_endpoint=where.graph_endpoint)
@@ -442,6 +504,7 @@ def _run_live(
     with (
         _report_stream(out, html) as stream,
         _live_client(where, target, credential, server_timeout) as client,
+        reporter,
     ):
 
         def sink_for(_rule: Rule) -> Any:
@@ -499,5 +562,7 @@ def _run_live(
             f"{len(incomplete)} rule(s) searched only part of the window (see warnings); "
             "the results above are incomplete. Pass --allow-partial to accept that."
         )
-    found = any(r.tally.total for r in results)
-    return ExitCode.FOUND if fail_on_findings and found else ExitCode.OK
+    total = sum(r.tally.total for r in results)
+    if fail_on_findings and total:
+        return found(f"{total} finding(s) and --fail-on-findings")
+    return ExitCode.OK
