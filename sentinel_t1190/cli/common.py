@@ -263,6 +263,31 @@ SubscriptionId = Annotated[
         help="Subscription of the workspace.",
     ),
 ]
+# The single-workspace target options, optional where another form of target can stand in
+# for them (status/rollout --targets or --discover; deploy/status/remove --defender).
+OptSubscription = Annotated[str | None, typer.Option(
+    "--subscription-id", envvar="AZURE_SUBSCRIPTION_ID", metavar="GUID",
+    help="Subscription of the workspace.")]
+OptResourceGroup = Annotated[str | None, typer.Option(
+    "--resource-group", "-g", metavar="NAME", help="Resource group of the workspace.")]
+OptWorkspace = Annotated[str | None, typer.Option(
+    "--workspace", "-w", metavar="NAME", help="Log Analytics workspace name (Sentinel-enabled).")]
+Defender = Annotated[bool, typer.Option(
+    "--defender", help="Act on Defender XDR custom detection rules (Microsoft Graph, "
+    "tenant-wide) instead of a Sentinel workspace.")]
+
+
+def require_workspace(subscription_id: str | None, resource_group: str | None,
+                      workspace: str | None) -> tuple[str, str, str]:
+    """The three single-workspace options, all of them, or an input error."""
+    if not (subscription_id and resource_group and workspace):
+        from ..errors import InputError
+
+        raise InputError("give the workspace: --subscription-id, --resource-group and "
+                         "--workspace (or --defender for Defender XDR custom detections)")
+    return subscription_id, resource_group, workspace
+
+
 ResourceGroup = Annotated[
     str,
     typer.Option("--resource-group", "-g", metavar="NAME", help="Resource group of the workspace."),
