@@ -27,12 +27,15 @@ from .common import (
     TenantId,
     Verbose,
     command,
+    found,
+    note,
     output_stream,
     warn,
 )
 
 if TYPE_CHECKING:
     from ..azure.clouds import Cloud
+    from ..livehunt import HuntProgress
     from ..rules import Pack, Rule
     from ..state import HuntState
 
@@ -175,6 +178,16 @@ def hunt_command(
             help="Queries in flight at once (the Logs API allows 5 per identity).",
         ),
     ] = 5,
+    progress_every: Annotated[
+        float,
+        typer.Option(
+            "--progress-every",
+            metavar="SECONDS",
+            min=0,
+            help="Live hunts with stderr not a terminal (CI logs): seconds between progress "
+            "lines (share of the window searched, slices, findings). A terminal gets a bar.",
+        ),
+    ] = 15.0,
     defender: Annotated[
         bool,
         typer.Option(
@@ -267,6 +280,7 @@ def hunt_command(
             csv_raw=csv_raw,
             out=out,
             pack=pack,
+            progress_every=progress_every,
         )
     for name, value in (("--state", state), ("--allow-partial", allow_partial)):
         if value:
@@ -291,8 +305,10 @@ def hunt_command(
             warn(message)
     with output_stream(out) as stream:
         render.hunt(results, output, stream, raw_csv=csv_raw)
-    found = any(r.findings for r in results)
-    return ExitCode.FOUND if fail_on_findings and found else ExitCode.OK
+    total = sum(len(r.findings) for r in results)
+    if fail_on_findings and total:
+        return found(f"{total} finding(s) and --fail-on-findings")
+    return ExitCode.OK
 
 
 #: Files at least this big (together) get a spinner on stderr while the query runs.
@@ -336,6 +352,49 @@ def _progress(paths: list[str]) -> Iterator[None]:
     label = f"Hunting {len(paths)} file(s), {total / 1024 / 1024:,.0f} MiB…"
     with Console(stderr=True).status(label, spinner="dots"):
         yield
+
+
+class _LiveProgress:
+    """Live hunt progress on stderr: a bar on a terminal, else a line every *every* seconds
+    (CI logs), so a long hunt is never silent and a short one stays quiet."""
+
+    def __init__(self, every: float = 15.0) -> None:
+        import time
+
+        self._clock = time.monotonic
+        self._last = self._clock()
+        self._every = every
+        self._bar: Any = None
+        self._task: Any = None
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 TextColumn("{task.percentage:>3.0f}% of the window"),
+                                 TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
+                                 console=Console(stderr=True), transient=True)
+
+    def __enter__(self) -> _LiveProgress:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def __call__(self, progress: HuntProgress) -> None:
+        detail = f"{progress.slices} slice(s), {progress.rows:,} finding(s)"
+        if self._bar is not None:
+            if self._task is None:
+                self._task = self._bar.add_task("hunting", total=1.0, detail="")
+            self._bar.update(self._task, completed=progress.searched, detail=detail,
+                             description=f"hunting {progress.rule[:40]}")
+        elif self._clock() - self._last >= self._every:
+            self._last = self._clock()
+            note(f"hunting {progress.rule}: {progress.searched:.0%} of the window searched, "
+                 f"{detail}")
 
 
 @dataclass(frozen=True)
@@ -383,6 +442,7 @@ def _run_live(
     csv_raw: bool,
     out: Path | None,
     pack: Pack,
+    progress_every: float,
 ) -> int:
     import tempfile
 
@@ -390,11 +450,13 @@ def _run_live(
     from ..azure.clouds import resolve_cloud
     from ..livehunt import LiveOptions
 
+    reporter = _LiveProgress(progress_every)
     options = LiveOptions(
         slice_size=parse_duration(slice_size),
         min_slice=parse_duration(min_slice),
         concurrency=concurrency,
         raw_csv=csv_raw,
+        on_progress=reporter,
     )
     target = resolve_cloud(cloud, logs_endpoint=logs_endpoint,
                            graph_endpoint=where.graph_endpoint)
@@ -404,6 +466,7 @@ def _run_live(
     with (
         output_stream(out) as stream,
         _live_client(where, target, credential, server_timeout) as client,
+        reporter,
     ):
 
         def sink_for(_rule: Rule) -> Any:
@@ -461,5 +524,7 @@ def _run_live(
             f"{len(incomplete)} rule(s) searched only part of the window (see warnings); "
             "the results above are incomplete. Pass --allow-partial to accept that."
         )
-    found = any(r.tally.total for r in results)
-    return ExitCode.FOUND if fail_on_findings and found else ExitCode.OK
+    total = sum(r.tally.total for r in results)
+    if fail_on_findings and total:
+        return found(f"{total} finding(s) and --fail-on-findings")
+    return ExitCode.OK
