@@ -48,10 +48,11 @@ W3C_FIELDS = {
 _NUMBERS = {"sPort", "scBytes", "csBytes", "TimeTaken"}
 
 #: Apache/nginx: [vhost:port] host ident user [time] "request" status bytes ["referer" "agent"]
+#: and whatever a custom format appends (nginx's "$http_x_forwarded_for", request times).
 _ACCESS = re.compile(
     r'^(?:(?P<vhost>\S+:\d+) )?(?P<host>\S+) \S+ (?P<user>\S+) \[(?P<time>[^\]]+)\] '
     r'"(?P<request>.*?)" (?P<status>\d{3}|-) (?P<bytes>\d+|-)'
-    r'(?: "(?P<referer>(?:[^"\\]|\\.)*)" "(?P<agent>(?:[^"\\]|\\.)*)"?)?\s*$')
+    r'(?: "(?P<referer>(?:[^"\\]|\\.)*)" "(?P<agent>(?:[^"\\]|\\.)*)"?)?(?: .*)?\s*$')
 _ACCESS_TIME = re.compile(
     r"^(\d{1,2})/([A-Za-z]{3})/(\d{4}):(\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)$")
 _MONTHS = {m: i for i, m in enumerate(
