@@ -159,7 +159,7 @@ def load_cases(rule: Rule) -> tuple[list[Case], list[str]]:
         return [], [f"no fixtures: {path} does not exist"]
     data, _, findings = _read_yaml(path)
     if data is None:
-        return [], [f"{path}: {f.message}" for f in findings]
+        return [], [f"{path}{f':{f.line}' if f.line else ''}: {f.message}" for f in findings]
     raw = data.get("cases")
     if not isinstance(raw, list):
         return [], [f"{path}: `cases` must be a list"]

@@ -25,7 +25,8 @@ from .common import (
 
 ReportOutput = Annotated[ReportFormat, typer.Option(
     "--output", "-o", metavar="FORMAT", case_sensitive=False,
-    help="table for people, json for machines, markdown for a pull-request comment.")]
+    help="table for people, json for machines, markdown for a pull-request comment, html "
+    "for one self-contained page.")]
 
 
 @app.command("backtest")

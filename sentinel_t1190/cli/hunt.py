@@ -6,6 +6,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any
 
@@ -22,7 +23,6 @@ from .common import (
     GraphEndpoint,
     LogsEndpoint,
     Out,
-    Output,
     PackDir,
     TenantId,
     Verbose,
@@ -32,6 +32,20 @@ from .common import (
     output_stream,
     warn,
 )
+
+
+class HuntFormat(StrEnum):
+    table = "table"
+    json = "json"
+    ndjson = "ndjson"
+    csv = "csv"
+    html = "html"
+
+
+HuntOutput = Annotated[HuntFormat, typer.Option(
+    "--output", "-o", metavar="FORMAT", case_sensitive=False,
+    help="table for people; json, ndjson or csv for machines; html for one self-contained "
+    "page with a timeline of findings per device and label.")]
 
 if TYPE_CHECKING:
     from ..azure.clouds import Cloud
@@ -222,7 +236,7 @@ def hunt_command(
     tenant_id: TenantId = None,
     logs_endpoint: LogsEndpoint = None,
     graph_endpoint: GraphEndpoint = None,
-    output: Output = OutputFormat.table,
+    output: HuntOutput = HuntFormat.table,
     csv_raw: Annotated[
         bool,
         typer.Option(
@@ -243,6 +257,8 @@ def hunt_command(
     lookback.
     """
     paths = [*(local or []), *(files or [])]
+    html = output is HuntFormat.html
+    fmt = OutputFormat.json if html else OutputFormat(output.value)
     if database and not cluster:
         raise InputError("--database goes with --cluster URL")
     if table_map and not cluster:
@@ -276,9 +292,10 @@ def hunt_command(
             cloud=cloud,
             tenant_id=tenant_id,
             logs_endpoint=logs_endpoint,
-            output=output,
+            output=fmt,
             csv_raw=csv_raw,
             out=out,
+            html=html,
             pack=pack,
             progress_every=progress_every,
         )
@@ -303,12 +320,32 @@ def hunt_command(
     for result in results:
         for message in result.warnings:
             warn(message)
-    with output_stream(out) as stream:
-        render.hunt(results, output, stream, raw_csv=csv_raw)
+    with _report_stream(out, html) as stream:
+        render.hunt(results, fmt, stream, raw_csv=csv_raw)
     total = sum(len(r.findings) for r in results)
     if fail_on_findings and total:
         return found(f"{total} finding(s) and --fail-on-findings")
     return ExitCode.OK
+
+
+@contextmanager
+def _report_stream(out: Path | None, html: bool) -> Iterator[IO[str]]:
+    """Where the hunt writes: the output, or for --output html a buffer of the JSON
+    document(s) turned into the page when the hunt is done."""
+    if not html:
+        with output_stream(out) as stream:
+            yield stream
+        return
+    import io
+    import json
+
+    from ..html_report import hunt_page
+
+    buffer = io.StringIO()
+    yield buffer
+    document = json.loads(buffer.getvalue())
+    with output_stream(out) as stream:
+        stream.write(hunt_page(document.get("results") or [document]))
 
 
 #: Files at least this big (together) get a spinner on stderr while the query runs.
@@ -441,6 +478,7 @@ def _run_live(
     output: OutputFormat,
     csv_raw: bool,
     out: Path | None,
+    html: bool,
     pack: Pack,
     progress_every: float,
 ) -> int:
@@ -464,7 +502,7 @@ def _run_live(
     streamed = output in (OutputFormat.ndjson, OutputFormat.csv)
     spools: list[IO[str]] = []
     with (
-        output_stream(out) as stream,
+        _report_stream(out, html) as stream,
         _live_client(where, target, credential, server_timeout) as client,
         reporter,
     ):
