@@ -45,8 +45,11 @@ def _console(stream: IO[str]) -> Console:
                    width=None if stream.isatty() else PIPE_WIDTH)
 
 
-def write_json(document: Any, stream: IO[str]) -> None:
-    json.dump(document, stream, indent=2, ensure_ascii=False, default=str)
+def write_json(document: dict[str, Any], stream: IO[str]) -> None:
+    """A JSON document, ``schema_version`` first (its schema: sentinel_t1190/output_schemas)."""
+    from .output_schemas import versioned
+
+    json.dump(versioned(document), stream, indent=2, ensure_ascii=False, default=str)
     stream.write("\n")
 
 
@@ -367,13 +370,18 @@ def _csv_text(rows: Iterable[Sequence[Any]], *, raw: bool = False) -> str:
     return buffer.getvalue()
 
 
-def hunt_live_document(doc: dict[str, Any], findings_ndjson: IO[str], stream: IO[str]) -> None:
+def hunt_live_document(doc: dict[str, Any], findings_ndjson: IO[str], stream: IO[str], *,
+                       top: bool = True) -> None:
     """The hunt JSON document with its findings copied from an NDJSON file, line by line.
 
     Memory does not grow with the number of findings: *doc* holds everything but them.
+    A *top* document (not one of several under ``results``) carries ``schema_version``.
     """
-    head = json.dumps({k: v for k, v in doc.items() if k != "findings"}, indent=2,
-                      ensure_ascii=False, default=str)
+    from .output_schemas import versioned
+
+    head_doc = {k: v for k, v in doc.items() if k != "findings"}
+    head = json.dumps(versioned(head_doc) if top else head_doc, indent=2, ensure_ascii=False,
+                      default=str)
     stream.write(head[:-2] + ',\n  "findings": [')
     first = True
     for line in findings_ndjson:
@@ -443,11 +451,13 @@ def hunt_live(docs: Sequence[tuple[dict[str, Any], IO[str]]], fmt: OutputFormat,
         if len(docs) == 1:
             hunt_live_document(*docs[0], stream)
             return
-        stream.write('{"results": [\n')
+        from .output_schemas import SCHEMA_VERSION
+
+        stream.write(f'{{"schema_version": {SCHEMA_VERSION}, "results": [\n')
         for i, (doc, spool) in enumerate(docs):
             if i:
                 stream.write(",\n")
-            hunt_live_document(doc, spool, stream)
+            hunt_live_document(doc, spool, stream, top=False)
         stream.write("]}\n")
         return
     if fmt is OutputFormat.table:

@@ -36,6 +36,7 @@ from .alert_rule import resource_name, shipped_rule_ids
 from .deploy import Action, RuleState, Target, WorkspaceClient
 from .errors import InputError, SentinelT1190Error
 from .files import atomic_open
+from .output_schemas import versioned
 from .rules import Rule
 from .targets import target_key
 
@@ -177,7 +178,7 @@ class RolloutReport:
 def write_report(report: RolloutReport, path: Path) -> None:
     """Write *report* to *path* atomically: readers see the old or the new file, never half."""
     with atomic_open(path, f"the rollout report {path}") as handle:
-        json.dump(report.to_dict(), handle, indent=2, ensure_ascii=False)
+        json.dump(versioned(report.to_dict()), handle, indent=2, ensure_ascii=False)
         handle.write("\n")
 
 

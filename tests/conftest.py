@@ -60,3 +60,12 @@ def table_column(text: str, header: str) -> str:
 def squashed(text: str) -> str:
     """*text* without whitespace."""
     return "".join(text.split())
+
+
+def assert_schema(document: Any, kind: str) -> None:
+    """*document* is valid against the shipped JSON Schema of *kind* (output_schemas/)."""
+    import jsonschema
+
+    from sentinel_t1190.output_schemas import schema
+
+    jsonschema.Draft202012Validator(schema(kind)).validate(document)

@@ -216,8 +216,8 @@ def test_sample_json_shape(cli: Callable[..., Run]) -> None:
     run = cli("hunt", "--sample", "--output", "json")
     assert run.code == 0, run.stderr
     doc = run.json()
-    assert list(doc) == ["rule", "source", "window", "complete", "warnings", "summary",
-                         "findings"]
+    assert list(doc) == ["schema_version", "rule", "source", "window", "complete", "warnings",
+                         "summary", "findings"]
     assert doc["rule"] == {"id": detection.RULE_ID, "name": doc["rule"]["name"]}
     assert "T1190" in doc["rule"]["name"]
     assert doc["source"]["kind"] == "sample"

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from azure.core.credentials import AccessToken
 from azure_server import AzureServer, Workspace, fail, iter_bearer_tokens, pack_tables
+from conftest import assert_schema
 
 from sentinel_t1190 import alert_rule
 from sentinel_t1190.azure import credentials
@@ -111,6 +112,7 @@ def test_deploy_sends_each_rule_of_the_pack_whole(az: Any, server: AzureServer, 
     run = az("deploy", "--output", "json")
     assert run.code == 0, run.stderr
     doc = run.json()
+    assert_schema(doc, "deploy")
     assert doc["workspace"]["workspace"] == ws.name
     assert doc["workspace"]["customer_id"] == ws.customer_id
     assert [(r["id"], r["action"], r["changes"]) for r in doc["rules"]] == [
@@ -222,6 +224,7 @@ def test_status_reports_an_edit_behind_our_back_as_drift(az: Any, ws: Workspace)
     ws.edit_rule(SEED_ID, query="DeviceProcessEvents | where FileName == 'cmd.exe'")
     run = az("status", "--output", "json")
     assert run.code == 1
+    assert_schema(run.json(), "status")
     rules = by_id(run.json())
     assert rules[SEED_ID]["state"] == "drifted"
     (change,) = rules[SEED_ID]["changes"]
@@ -262,7 +265,9 @@ def test_a_drifted_query_shows_its_changed_line(az: Any, ws: Workspace,
     assert az("deploy").code == 0
     pack_line, deployed_line = _drift_sqli_first_line(ws)
 
-    (change,) = by_id(az(*command, "--rule", SQLI, "--output", "json").json())[SQLI]["changes"]
+    plan = az(*command, "--rule", SQLI, "--output", "json").json()
+    assert_schema(plan, command[0])
+    (change,) = by_id(plan)[SQLI]["changes"]
     diff_lines = change["diff"]["unified"].splitlines()
     assert ("-" + deployed_line) in diff_lines and ("+" + pack_line) in diff_lines
     assert change["from"].startswith(deployed_line) and change["to"].startswith(pack_line)
@@ -312,6 +317,7 @@ def test_remove_deletes_and_a_second_remove_succeeds(az: Any, server: AzureServe
     assert az("deploy").code == 0
     run = az("remove", "--yes", "--output", "json")
     assert run.code == 0, run.stderr
+    assert_schema(run.json(), "remove")
     assert [r["action"] for r in run.json()["rules"]] == ["deleted"] * len(PACK_IDS)
     assert ws.rules == {}
     run = az("remove", "--yes", "--output", "json")
@@ -377,6 +383,7 @@ def test_refused_reads_the_same_in_deploy_and_status(az: Any, server: AzureServe
     deployed = by_id(az("deploy", "--output", "json", workspace=bare).json())[SEED_ID]
     run = az("status", "--output", "json", workspace=bare)
     assert run.code == 1
+    assert_schema(run.json(), "status")
     states = by_id(run.json())
     assert (states[SEED_ID]["state"], states[SEED_ID]["reason"]) == (
         "refused", deployed["reason"])

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from conftest import assert_schema
 
 from sentinel_t1190 import detection
 from sentinel_t1190.azure import credentials
@@ -130,6 +131,7 @@ def test_runs_failures_alerts_and_incidents_per_rule(server: LogsServer,
     result = health(cli, server, "--workspace-id", WS1, "--output", "json")
     assert result.code == 0, result.stderr
     document = result.json()
+    assert_schema(document, "health")
     assert document["window"] == {"start": "2026-01-30T12:00:00Z", "end": CLOCK}
     rules = rules_of(document, WS1)
     seed = rules[SEED]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import assert_schema
 
 from sentinel_t1190.alert_rule import resource_name
 from sentinel_t1190.azure import credentials
@@ -111,6 +112,8 @@ def test_fifty_targets_transient_faults_and_one_forbidden(
         assert run.code == 1, run.stderr
         assert transient.injected >= 20  # ~10 % of ~300 requests really failed once
         doc = json.loads(report.read_text())
+        assert_schema(doc, "rollout")
+        assert_schema(run.json(), "rollout")
         assert run.json()["summary"] == doc["summary"]
         assert doc["summary"] == {"total": 50, "created": 49, "updated": 0, "unchanged": 0,
                                   "refused": 0, "failed": 1, "skipped": 0, "pending": 0,
@@ -321,6 +324,7 @@ def test_dry_run_prints_the_fleet_plan_and_writes_nothing(
     assert run.code == 1, run.stderr
     assert "exit 1: 2 workspace(s) refused a rule" in run.stderr
     doc = run.json()
+    assert_schema(doc, "rollout")
     assert doc["dry_run"] is True
     assert [t["status"] for t in doc["targets"]] == ["would-create", "refused", "refused"]
     assert doc["summary"]["would-create"] == 1 and doc["summary"]["refused"] == 2
@@ -434,6 +438,7 @@ def test_fleet_status_reports_every_workspace_and_rule(
                     "--output", "json", env=server.env)
     assert run.code == 1, run.stderr
     doc = run.json()
+    assert_schema(doc, "fleet-status")
     states = {t["workspace"]: (t["status"], [r["state"] for r in t["rules"]])
               for t in doc["targets"]}
     drifted = ["drifted" if i == RULE_ID else "in-sync" for i in PACK_IDS]
