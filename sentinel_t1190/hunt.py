@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from itertools import islice
+from typing import TYPE_CHECKING, Any
 
 from . import detection
 from .errors import InputError
 from .rules import Rule
 from .schema import columns_read, table_schema
 from .timespan import iso_z, parse_duration, parse_instant
+
+if TYPE_CHECKING:
+    from .stored import StoredFindings
 
 DEFAULT_TIMESPAN = "24h"
 START_PLACEHOLDER = "{{StartTimeISO}}"
@@ -81,16 +86,39 @@ class HuntResult:
     findings: list[dict[str, Any]]
     complete: bool = True
     warnings: list[str] = field(default_factory=list)
+    #: The findings left in the local engine instead of in *findings* (for output of any
+    #: size, :func:`sentinel_t1190.api.hunt_local_stored`): readable while it is open.
+    stored: StoredFindings | None = None
+
+    @property
+    def total(self) -> int:
+        return len(self.findings) if self.stored is None else self.stored.total
+
+    def rows(self, limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """The findings in order (the first *limit*), wherever they are kept."""
+        if self.stored is not None:
+            return self.stored.dicts(limit)
+        return islice(self.findings, limit)
 
     def summary(self) -> dict[str, Any]:
-        labels = Counter(str(row.get("ExploitEvidence")) for row in self.findings
-                         if "ExploitEvidence" in row)
-        return {"total": len(self.findings), "by_evidence": dict(sorted(labels.items()))}
+        if self.stored is None:
+            labels = Counter(str(row.get("ExploitEvidence")) for row in self.findings
+                             if "ExploitEvidence" in row)
+        elif "ExploitEvidence" in self.stored.columns:
+            labels = Counter()
+            for (label,), n in self.stored.counts(["ExploitEvidence"]).items():
+                labels[str(label)] += n
+        else:
+            labels = Counter()
+        return {"total": self.total, "by_evidence": dict(sorted(labels.items()))}
+
+    def head(self) -> dict[str, Any]:
+        """The document without its findings (shared/DESIGN.md §3)."""
+        return {**document_head(self.rule, self.source, self.window, self.complete,
+                                self.warnings), "summary": self.summary()}
 
     def to_dict(self) -> dict[str, Any]:
-        return {**document_head(self.rule, self.source, self.window, self.complete,
-                                self.warnings),
-                "summary": self.summary(), "findings": self.findings}
+        return {**self.head(), "findings": list(self.rows())}
 
 
 def document_head(rule: Rule, source: dict[str, Any], window: Window, complete: bool,
@@ -98,11 +126,6 @@ def document_head(rule: Rule, source: dict[str, Any], window: Window, complete: 
     """The first keys of a hunt JSON document (shared/DESIGN.md §3), local or live."""
     return {"rule": {"id": rule.id, "name": rule.name}, "source": source,
             "window": window.to_dict(), "complete": complete, "warnings": list(warnings)}
-
-
-def _row_dict(columns: Sequence[str], row: Iterable[Any]) -> dict[str, Any]:
-    return {c: iso_z(v) if isinstance(v, datetime) else v
-            for c, v in zip(columns, row, strict=True)}
 
 
 def required_columns(rule: Rule, query: str) -> dict[str, set[str]]:
@@ -123,15 +146,9 @@ def mentioned_columns(rule: Rule, query: str) -> dict[str, set[str]]:
     return {t: words & table_schema(t).columns.keys() for t in rule.tables}
 
 
-def check_labels(rows: Iterable[dict[str, Any]]) -> list[str]:
-    """Rows whose ExploitEvidence differs from the Python classifier (another rule version)."""
-    return check_label_counts(Counter(
-        (row.get("ExploitEvidence"), row.get("InitiatingProcessFileName"), row.get("FileName"))
-        for row in rows))
-
-
 def check_label_counts(counts: Mapping[tuple[Any, Any, Any], int]) -> list[str]:
-    """:func:`check_labels` over (ExploitEvidence, parent, child) -> number of rows."""
+    """Rows whose ExploitEvidence differs from the Python classifier (another rule version),
+    from the number of rows per (ExploitEvidence, parent, child)."""
     mismatches: Counter[tuple[Any, Any]] = Counter()
     for (got, parent, child), n in counts.items():
         want = detection.classify(parent, child)
@@ -142,6 +159,10 @@ def check_label_counts(counts: Mapping[tuple[Any, Any, Any], int]) -> list[str]:
             for (got, want), n in mismatches.items()]
 
 
+#: The columns the seed rule's labels are checked on: (label, parent, child).
+_LABEL_COLUMNS = ("ExploitEvidence", "InitiatingProcessFileName", "FileName")
+
+
 def hunt_local(
     rule: Rule,
     files: Sequence[str],
@@ -150,6 +171,22 @@ def hunt_local(
     source: dict[str, Any] | None = None,
 ) -> HuntResult:
     """Run *rule*'s hunting query over local telemetry files with the local engine."""
+    with ExitStack() as stack:
+        result = hunt_local_stored(rule, files, window, source=source, stack=stack)
+        result.findings = list(result.rows())
+        result.stored = None
+    return result
+
+
+def hunt_local_stored(
+    rule: Rule,
+    files: Sequence[str],
+    window: Window,
+    *,
+    stack: ExitStack,
+    source: dict[str, Any] | None = None,
+) -> HuntResult:
+    """:func:`hunt_local` with the findings left in the engine, open until *stack* closes."""
     from .engine import LocalEngine, resolve_files
 
     if not rule.tables:
@@ -159,21 +196,21 @@ def hunt_local(
     if not {f.table for f in local} & set(rule.tables):
         held = ", ".join(sorted({f"{f.path} holds {f.table}" for f in local}))
         raise InputError(f"{held}; rule {rule.name!r} reads {', '.join(rule.tables)}")
-    with LocalEngine() as engine:
-        # The query is parsed for its exact columns only when a file lacks a mentioned one.
-        engine.load(local, mentioned_columns(rule, query),
-                    confirm=lambda table, missing: missing & required_columns(rule, query)[table])
-        for table in set(rule.tables) - {f.table for f in local}:
-            engine.load_empty(table)
-        columns, rows = engine.query(query, now=window.end)
-        findings = [_row_dict(columns, row) for row in rows]
+    engine = stack.enter_context(LocalEngine())
+    # The query is parsed for its exact columns only when a file lacks a mentioned one.
+    engine.load(local, mentioned_columns(rule, query),
+                confirm=lambda table, missing: missing & required_columns(rule, query)[table])
+    for table in set(rule.tables) - {f.table for f in local}:
+        engine.load_empty(table)
+    stored = engine.store(query, now=window.end)
     result = HuntResult(
         rule=rule,
         source=source or {"kind": "local", "files": [str(f.path) for f in local]},
         window=window,
-        columns=columns,
-        findings=findings,
+        columns=stored.columns,
+        findings=[],
+        stored=stored,
     )
     if rule.id == detection.RULE_ID:
-        result.warnings.extend(check_labels(findings))
+        result.warnings.extend(check_label_counts(stored.counts(_LABEL_COLUMNS)))
     return result

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any
 
@@ -221,16 +221,17 @@ def hunt_command(
             "(the bundled sample telemetry) or --workspace-id GUID (live)"
         )
     clock = parse_instant(now) if now else None
-    with _progress(paths):
-        results = api.hunt_local(
-            paths, rule_ids=rule, timespan=timespan, start=start, end=end, now=clock, sample=sample
-        )
-    for result in results:
-        for message in result.warnings:
-            warn(message)
-    with output_stream(out) as stream:
-        render.hunt(results, output, stream)
-    found = any(r.findings for r in results)
+    with ExitStack() as stack:
+        with _progress(paths):
+            results = stack.enter_context(api.hunt_local_stored(
+                paths, rule_ids=rule, timespan=timespan, start=start, end=end, now=clock,
+                sample=sample))
+        for result in results:
+            for message in result.warnings:
+                warn(message)
+        with output_stream(out) as stream:
+            render.hunt(results, output, stream)
+        found = any(r.total for r in results)
     return ExitCode.FOUND if fail_on_findings and found else ExitCode.OK
 
 
