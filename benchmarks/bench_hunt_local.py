@@ -375,6 +375,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="where generated files are cached (default: benchmarks/.data)")
     parser.add_argument("--enforce", action="store_true",
                         help="exit 1 when a target (ratio, hunt peak RSS) is missed")
+    parser.add_argument("--work", type=Path,
+                        help="where runs write their outputs (in a temporary folder, deleted "
+                        "after each run; default: the system's temporary folder)")
     parser.add_argument("--generate", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--matches", type=int, default=40, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -385,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     rates = [round(float(r) * 100) for r in args.match_rates.split(",")]
     outputs = args.outputs.split(",")
     contests: list[Contest] = []
-    with tempfile.TemporaryDirectory(prefix="bench-hunt-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-hunt-", dir=args.work) as tmp:
         for matches in rates:
             started = time.perf_counter()
             path = dataset(args.rows, args.format, args.data, args.sorted, matches)

@@ -9,15 +9,18 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import detection
 from .errors import InputError
+from .readers import is_web_log
 from .rules import Rule
 from .schema import columns_read, table_schema
 from .timespan import iso_z, parse_duration, parse_instant
 
 if TYPE_CHECKING:
+    from .engine import LocalEngine
     from .stored import StoredFindings
 
 DEFAULT_TIMESPAN = "24h"
@@ -129,8 +132,24 @@ def document_head(rule: Rule, source: dict[str, Any], window: Window, complete: 
 
 
 def required_columns(rule: Rule, query: str) -> dict[str, set[str]]:
-    """Per table the rule reads: the schema columns its query names."""
+    """Per table the rule reads: the schema columns its query reads (needed or shown)."""
     return {t: columns_read(query, t) for t in rule.tables}
+
+
+def time_columns(query: str, table: str) -> set[str]:
+    """The columns of *table* that *query*'s time window filters on."""
+    from .lineage import table_uses
+
+    use = table_uses(query).get(table)
+    return {b.column for w in use.windows for b in w} if use else set()
+
+
+def needed_columns(query: str, table: str) -> set[str]:
+    """The columns of *table* that decide which rows *query* returns (:mod:`lineage`)."""
+    from .lineage import table_uses
+
+    use = table_uses(query).get(table)
+    return set(use.needed) if use else set()
 
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -157,6 +176,29 @@ def check_label_counts(counts: Mapping[tuple[Any, Any, Any], int]) -> list[str]:
     return [f"{n} row(s) labelled {got!r} where this version of the rule says {want!r}: "
             "the query that produced them is another version of the rule"
             for (got, want), n in mismatches.items()]
+
+
+def _window_hints(engine: LocalEngine, query: str, window: Window, tables: set[str]
+                  ) -> list[str]:
+    """For tables whose rows all lie outside *window*: their time range and how to hunt it."""
+    hints = []
+    for table in sorted(tables):
+        columns = time_columns(query, table)
+        if len(columns) != 1:
+            continue
+        [column] = columns
+        count, inside, first, last = engine.time_range(
+            table, column, window.start.astimezone(UTC), window.end.astimezone(UTC))
+        if not count or inside or first is None or last is None:
+            continue
+        first, last = first.replace(tzinfo=UTC), last.replace(tzinfo=UTC)
+        days = -(-(last - first) // timedelta(days=1)) + 1
+        span = f" --timespan {days}d" if last - first >= window.end - window.start else ""
+        hints.append(
+            f"none of the {count} {table} row(s) is in the window ({_iso_seconds(window.start)}, "
+            f"{_iso_seconds(window.end)}]: their {column} runs from {_iso_seconds(first)} to "
+            f"{_iso_seconds(last)}; to hunt them, pass --now {_iso_seconds(last)}{span}")
+    return hints
 
 
 #: The columns the seed rule's labels are checked on: (label, parent, child).
@@ -196,19 +238,40 @@ def hunt_local_stored(
     if not {f.table for f in local} & set(rule.tables):
         held = ", ".join(sorted({f"{f.path} holds {f.table}" for f in local}))
         raise InputError(f"{held}; rule {rule.name!r} reads {', '.join(rule.tables)}")
+    warnings: list[str] = []
+
+    def confirm(table: str, path: Path, missing: set[str]) -> set[str]:
+        needed = missing & needed_columns(query, table)
+        if needed and is_web_log(path):
+            # A raw log holds the fields its server was told to log: the query cannot look
+            # at the others, but still runs, except without the time its window needs.
+            unlogged = sorted(needed - time_columns(query, table))
+            if unlogged:
+                warnings.append(f"{path}: not logged: {', '.join(unlogged)}; the {table} "
+                                "query cannot look for attacks there in this file")
+            needed -= set(unlogged)
+        shown = sorted(missing & columns_read(query, table) - needed_columns(query, table))
+        if shown and not needed:
+            warnings.append(f"{path}: no {', '.join(shown)} column(s); the {table} query only "
+                            "shows them, so they are null in the findings")
+        return needed
+
     engine = stack.enter_context(LocalEngine())
     # The query is parsed for its exact columns only when a file lacks a mentioned one.
-    engine.load(local, mentioned_columns(rule, query),
-                confirm=lambda table, missing: missing & required_columns(rule, query)[table])
+    engine.load(local, mentioned_columns(rule, query), confirm=confirm)
     for table in set(rule.tables) - {f.table for f in local}:
         engine.load_empty(table)
     stored = engine.store(query, now=window.end)
+    warnings.extend(engine.warnings)
+    if not stored.total:
+        warnings.extend(_window_hints(engine, query, window, {f.table for f in local}))
     result = HuntResult(
         rule=rule,
         source=source or {"kind": "local", "files": [str(f.path) for f in local]},
         window=window,
         columns=stored.columns,
         findings=[],
+        warnings=warnings,
         stored=stored,
     )
     if rule.id == detection.RULE_ID:

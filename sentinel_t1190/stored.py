@@ -4,9 +4,9 @@ The rows never become Python objects one value at a time: DuckDB renders each ro
 output text (an NDJSON line, a CSV record, an object of the indented JSON document) and
 Python joins the texts of a batch. The texts are byte for byte what the Python writers give
 (``json.dumps(row, ensure_ascii=False)``, ``json.dump(doc, indent=2)``,
-``csv.writer(lineterminator="\\n")`` with timestamps as ``iso_z``) for the types hunts
-project: text, timestamps, integers, booleans. A result holding another type (a double, a
-list) is written by those Python writers instead, a batch at a time.
+``csv.writer(lineterminator="\\n")`` with formulas neutralised, timestamps as ``iso_z``)
+for the types hunts project: text, timestamps, integers, booleans. A result holding another
+type (a double, a list) is written by those Python writers instead, a batch at a time.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from .safe_text import FORMULA_START, csv_cell
 from .timespan import iso_z
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ _TIMESTAMPS = frozenset({"TIMESTAMP", "TIMESTAMP WITH TIME ZONE"})
 #: Control characters DuckDB's to_json escapes in upper-case hex (\\u000B), Python in lower.
 _UPPER_HEX = "[" + "".join(chr(c) for c in (0x0B, 0x0E, 0x0F, *range(0x1A, 0x20))) + "]"
 #: Python's own escapes; every other control character is \\u00xx.
+#: What csv_cell puts before a formula.
+QUOTE = "'"
 _SHORT_ESCAPES = {"\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -80,10 +83,14 @@ def _json_value(name: str, dtype: str) -> str:
     return f"coalesce({value}, 'null')"
 
 
-def _csv_value(name: str, dtype: str) -> str:
+def _csv_value(name: str, dtype: str, raw: bool) -> str:
     col = _ident(name)
     if dtype in _TEXT:
         text = f"CAST({col} AS VARCHAR)" if dtype == "JSON" else col
+        if not raw:  # safe_text.csv_cell: a spreadsheet would run it as a formula
+            starts = ", ".join(_literal(c) for c in FORMULA_START)
+            text = (f"CASE WHEN left({text}, 1) IN ({starts}) THEN {_literal(QUOTE)} || {text} "
+                    f"ELSE {text} END")
         value = (f"CASE WHEN contains({text}, ',') OR contains({text}, '\"') "
                  f"OR contains({text}, chr(10)) "
                  f"THEN '\"' || replace({text}, '\"', '\"\"') || '\"' ELSE {text} END")
@@ -165,17 +172,18 @@ class StoredFindings:
         for rows in self._batches(f"SELECT {line} FROM {_ident(self.table)}"):
             yield "\n".join([r[0] for r in rows]) + "\n"
 
-    def csv(self, header: Sequence[str]) -> Iterator[str]:
-        """CSV records (no header) in the columns *header* (those the result lacks: empty)."""
+    def csv(self, header: Sequence[str], *, raw: bool = False) -> Iterator[str]:
+        """CSV records (no header) in the columns *header* (those the result lacks: empty);
+        cells a spreadsheet would run as formulas neutralised unless *raw*."""
         if not self.in_sql:
             for batch in self._dict_batches():
                 buffer = io.StringIO()
-                csv.DictWriter(buffer, fieldnames=list(header), extrasaction="ignore",
-                               lineterminator="\n").writerows(batch)
+                csv.writer(buffer, lineterminator="\n").writerows(
+                    [v if raw else csv_cell(v) for v in map(row.get, header)] for row in batch)
                 yield buffer.getvalue()
             return
         types = dict(zip(self.columns, self.types, strict=True))
-        fields = [_csv_value(c, types[c]) if c in types else "''" for c in header]
+        fields = [_csv_value(c, types[c], raw) if c in types else "''" for c in header]
         parts = [p for i, f in enumerate(fields) for p in ((f,) if i == 0 else ("','", f))]
         record = _concat(parts)
         if len(fields) == 1:  # the csv module quotes a record that is one empty field

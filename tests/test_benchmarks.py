@@ -11,9 +11,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_benchmark_smoke(tmp_path: Path) -> None:
+    # Every output goes under tmp_path: a test never writes to /dev/null or a system folder.
+    work = tmp_path / "work"
+    work.mkdir()
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench_hunt_local.py"),
-         "--rows", "2000", "--repeat", "1", "--data", str(tmp_path)],
+         "--rows", "2000", "--repeat", "1", "--data", str(tmp_path), "--work", str(work)],
         capture_output=True, text=True, timeout=300, check=False,
     )
     assert result.returncode == 0, result.stderr
@@ -29,4 +32,5 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
     assert int(counts[3]) > int(counts[1])
     # The generated files are cached under --data, keyed by rows, match rate and format.
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "DeviceProcessEvents-g1-2000-m500.parquet", "DeviceProcessEvents-g1-2000.parquet"]
+        "DeviceProcessEvents-g1-2000-m500.parquet", "DeviceProcessEvents-g1-2000.parquet", "work"]
+    assert list(work.iterdir()) == []  # each run's output deleted after it

@@ -22,6 +22,7 @@ from conftest import Run
 
 from sentinel_t1190 import api, detection, render
 from sentinel_t1190.render import OutputFormat
+from sentinel_t1190.safe_text import csv_cell
 from sentinel_t1190.schema import table_schema
 from sentinel_t1190.stored import StoredFindings
 
@@ -42,12 +43,13 @@ def _python_ndjson(rows: list[dict[str, Any]]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows)
 
 
-def _python_csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
+def _python_csv(rows: list[dict[str, Any]], columns: list[str], raw: bool = False) -> str:
+    """The csv module's text, formulas neutralised (safe_text.csv_cell) unless *raw*."""
+    cell = (lambda v: v) if raw else csv_cell
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore",
-                            lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
+    csv.writer(buffer, lineterminator="\n").writerows(
+        [[cell(v) for v in values] for values in [columns, *([r.get(c) for c in columns]
+                                                             for r in rows)]])
     return buffer.getvalue()
 
 
@@ -62,7 +64,9 @@ def _assert_same_as_python(stored: StoredFindings) -> None:
     assert len(rows) == stored.total
     assert "".join(stored.ndjson()) == _python_ndjson(rows)
     header = [*stored.columns, "Absent"]
-    assert _python_csv(rows, header) == ",".join(header) + "\n" + "".join(stored.csv(header))
+    for raw in (False, True):
+        assert _python_csv(rows, header, raw) == ",".join(header) + "\n" + "".join(
+            stored.csv(header, raw=raw))
     pad = "    "
     items = [i for batch in stored.json_items(pad) for i in batch]
     doc = json.dumps({"findings": rows}, indent=2, ensure_ascii=False, default=str)
@@ -162,11 +166,11 @@ OTHER_RULE = "web_shell_file_in_web_root"
 
 
 def _run(cli: Callable[..., Run], path: Path, fmt: str, *rules: str,
-         more: tuple[Path, ...] = ()) -> str:
+         more: tuple[Path, ...] = (), options: tuple[str, ...] = ()) -> str:
     """The output, read from --out as bytes (the test runner's stdout turns CR LF into LF)."""
     out = path.with_name(f"out-{fmt}-{len(rules)}")
     run = cli("hunt", "--local", str(path), *map(str, more), "--now", NOW_TEXT, "-o", fmt,
-              "--out", str(out), *(a for r in rules for a in ("-r", r)))
+              "--out", str(out), *(a for r in rules for a in ("-r", r)), *options)
     assert run.code == 0, run.stderr
     assert run.stdout == ""
     return out.read_bytes().decode("utf-8")
@@ -179,6 +183,8 @@ def test_cli_output_is_byte_for_byte_the_python_writers(
     assert len(rows) == 120  # all in the window
     assert _run(cli, hostile, "ndjson") == _python_ndjson(rows)
     assert _run(cli, hostile, "csv") == _python_csv(rows, result.columns)
+    assert _run(cli, hostile, "csv", options=("--csv-raw",)) == _python_csv(
+        rows, result.columns, raw=True)
     expected = json.dumps(result.to_dict(), indent=2, ensure_ascii=False, default=str) + "\n"
     assert _run(cli, hostile, "json") == expected
 

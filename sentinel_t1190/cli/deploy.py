@@ -7,25 +7,32 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .. import render
-from ..errors import ExitCode
+from ..errors import ExitCode, InputError
 from ..render import OutputFormat
+from ..safe_text import visible
 from .app import app
 from .common import (
+    AllowRefused,
     ArmEndpoint,
     CloudOpt,
     Debug,
+    Defender,
+    GraphEndpoint,
     LogsEndpoint,
+    OptResourceGroup,
+    OptSubscription,
+    OptWorkspace,
     Out,
-    Output,
-    ResourceGroup,
+    PackDir,
+    ReportOutput,
     RuleIds,
-    SubscriptionId,
     TenantId,
     Verbose,
-    Workspace,
     command,
+    found,
     output_stream,
-    warn,
+    refused_summary,
+    require_workspace,
 )
 
 if TYPE_CHECKING:
@@ -45,10 +52,11 @@ def connect(target: Target, cloud: str, arm_endpoint: str | None,
 @app.command("deploy")
 @command
 def deploy_command(
-    subscription_id: SubscriptionId,
-    resource_group: ResourceGroup,
-    workspace: Workspace,
+    subscription_id: OptSubscription = None,
+    resource_group: OptResourceGroup = None,
+    workspace: OptWorkspace = None,
     rule: RuleIds = None,
+    pack_dir: PackDir = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Show the plan (created/updated with field diffs/unchanged); "
         "write nothing.")] = False,
@@ -57,34 +65,51 @@ def deploy_command(
     force: Annotated[bool, typer.Option(
         "--force", help="Deploy even when the workspace lacks a table or column the rule "
         "reads (Sentinel will auto-disable it).")] = False,
-    output: Output = OutputFormat.table,
+    allow_refused: AllowRefused = False,
+    output: ReportOutput = OutputFormat.table,
     out: Out = None,
     cloud: CloudOpt = "AzureCloud",
     tenant_id: TenantId = None,
     arm_endpoint: ArmEndpoint = None,
     logs_endpoint: LogsEndpoint = None,
+    defender: Defender = False,
+    isolate_device: Annotated[bool, typer.Option(
+        "--isolate-device", help="With --defender: each alert isolates its device (a response "
+        "action; off unless asked).")] = False,
+    graph_endpoint: GraphEndpoint = None,
     verbose: Verbose = False,
     debug: Debug = False,
 ) -> int:
     """Create or update the pack's rules in a Sentinel workspace, idempotently.
 
     Checks the workspace, Sentinel on it and each rule's table first; shows per rule
-    created / updated (with the changed fields) / unchanged / refused. Unchanged rules are
-    not written; every write is read back. Exit 2 when a rule is refused.
+    created / updated (with a diff of each changed field) / unchanged / refused (with the
+    reason). Unchanged rules are not written; every write is read back. Exit 1 when a rule is
+    refused (unless --allow-refused), 4 when a write failed.
     """
     from .. import api
     from ..deploy import Target, deploy
 
-    rules = api.load_pack().select(rule)
-    target = Target(subscription_id, resource_group, workspace, tenant_id)
+    rules = api.load_pack(pack_dir).select(rule)
+    if isolate_device and not defender:
+        raise InputError("--isolate-device goes with --defender")
+    if defender:
+        from . import defender as on_defender
+
+        return on_defender.deploy(rules, dry_run=dry_run, disabled=disabled,
+                                  isolate=isolate_device, allow_refused=allow_refused,
+                                  cloud=cloud, tenant_id=tenant_id,
+                                  graph_endpoint=graph_endpoint, output=output, out=out)
+    target = Target(*require_workspace(subscription_id, resource_group, workspace), tenant_id)
     with connect(target, cloud, arm_endpoint, logs_endpoint) as client:
         result = deploy(client, rules, dry_run=dry_run, disabled=disabled, force=force)
     with output_stream(out) as stream:
         render.deploy_result(result, output, stream)
-    for step in result.refused:
-        warn(f"rule {step.rule.id} refused: {step.reason}")
     for step in result.failed:
-        typer.echo(f"error: rule {step.rule.id}: {step.reason}", err=True)
+        typer.echo(f"error: rule {step.rule.id}: {visible(step.reason or '')}", err=True)
     if result.failed:
         return ExitCode.SERVICE
-    return ExitCode.USAGE if result.refused else ExitCode.OK
+    if result.refused and not allow_refused:
+        return found(refused_summary(r.rule for r in result.refused))
+    return ExitCode.OK
+

@@ -5,31 +5,39 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from .. import api, render
-from ..errors import ExitCode, InputError, PartialResultError
+from ..errors import ExitCode, InputError, PartialResultError, SentinelT1190Error
 from ..render import OutputFormat
 from ..timespan import parse_duration, parse_instant
 from .app import app
 from .common import (
     CloudOpt,
     Debug,
+    GraphEndpoint,
     LogsEndpoint,
     Out,
     Output,
+    PackDir,
     TenantId,
     Verbose,
     command,
+    found,
+    note,
     output_stream,
     warn,
 )
 
 if TYPE_CHECKING:
-    from ..rules import Rule
+    from ..azure.clouds import Cloud
+    from ..livehunt import HuntProgress
+    from ..rules import Pack, Rule
+    from ..state import HuntState
 
 
 @app.command("hunt")
@@ -41,9 +49,9 @@ def hunt_command(
             "--local",
             "-l",
             metavar="FILE",
-            help="Telemetry file to hunt offline (CSV, TSV, JSON, JSONL, Parquet; text formats "
-            "may be .gz), named after its table or given as TABLE=PATH. Repeat, or list several "
-            "after it.",
+            help="Telemetry file to hunt offline (CSV, TSV, JSON, JSONL, Parquet, Event Hub "
+            "records; IIS W3C and Apache/nginx logs as W3CIISLog; text formats may be .gz), "
+            "named after its table or given as TABLE=PATH. Repeat, or list several after it.",
         ),
     ] = None,
     files: Annotated[
@@ -127,7 +135,9 @@ def hunt_command(
         typer.Option(
             "--overlap",
             metavar="DURATION",
-            help="With --state: how far back the next run re-reads, for events ingested late.",
+            help="With --state: how far back the next run re-reads, for events ingested late "
+            "(at most 14d, and never further back than the findings the state file "
+            "remembers, so nothing is reported twice).",
         ),
     ] = "1h",
     server_timeout: Annotated[
@@ -168,10 +178,59 @@ def hunt_command(
             help="Queries in flight at once (the Logs API allows 5 per identity).",
         ),
     ] = 5,
+    progress_every: Annotated[
+        float,
+        typer.Option(
+            "--progress-every",
+            metavar="SECONDS",
+            min=0,
+            help="Live hunts with stderr not a terminal (CI logs): seconds between progress "
+            "lines (share of the window searched, slices, findings). A terminal gets a bar.",
+        ),
+    ] = 15.0,
+    defender: Annotated[
+        bool,
+        typer.Option(
+            "--defender",
+            help="Hunt tenant-wide in Defender XDR advanced hunting (Microsoft Graph; 30 days "
+            "of data; permission ThreatHunting.Read.All).",
+        ),
+    ] = False,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            metavar="URL",
+            help="Hunt an Azure Data Explorer cluster (with --database), e.g. archived "
+            "Defender tables; the query runs on the cluster.",
+        ),
+    ] = None,
+    database: Annotated[
+        str | None,
+        typer.Option("--database", metavar="NAME", help="The cluster's database (--cluster)."),
+    ] = None,
+    table_map: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--table-map",
+            metavar="TABLE=NAME",
+            help="With --cluster: read TABLE under another name in the database; repeatable.",
+        ),
+    ] = None,
+    pack_dir: PackDir = None,
     cloud: CloudOpt = "AzureCloud",
     tenant_id: TenantId = None,
     logs_endpoint: LogsEndpoint = None,
+    graph_endpoint: GraphEndpoint = None,
     output: Output = OutputFormat.table,
+    csv_raw: Annotated[
+        bool,
+        typer.Option(
+            "--csv-raw",
+            help="With --output csv: write cells as they are. By default a cell starting with "
+            "= + - @, tab or CR gets a leading ' so spreadsheets do not run it as a formula.",
+        ),
+    ] = False,
     out: Out = None,
     verbose: Verbose = False,
     debug: Debug = False,
@@ -184,11 +243,23 @@ def hunt_command(
     lookback.
     """
     paths = [*(local or []), *(files or [])]
-    if workspace_id:
+    if database and not cluster:
+        raise InputError("--database goes with --cluster URL")
+    if table_map and not cluster:
+        raise InputError("--table-map goes with --cluster URL")
+    live = [name for name, given in (("--workspace-id", workspace_id), ("--defender", defender),
+                                      ("--cluster", cluster)) if given]
+    if len(live) > 1:
+        raise InputError(f"give one of {', '.join(live)}")
+    pack = api.load_pack(pack_dir)
+    if live:
         if sample or paths:
-            raise InputError("give --workspace-id or --local/--sample, not both")
+            raise InputError(f"give {live[0]} or --local/--sample, not both")
+        if cluster and not database:
+            raise InputError("--cluster needs --database NAME")
         return _hunt_live(
-            workspace_id,
+            LiveSource(workspace_id or [], defender, cluster, database, table_map,
+                       graph_endpoint),
             rule=rule,
             timespan=timespan,
             start=start,
@@ -206,7 +277,10 @@ def hunt_command(
             tenant_id=tenant_id,
             logs_endpoint=logs_endpoint,
             output=output,
+            csv_raw=csv_raw,
             out=out,
+            pack=pack,
+            progress_every=progress_every,
         )
     for name, value in (("--state", state), ("--allow-partial", allow_partial)):
         if value:
@@ -225,14 +299,16 @@ def hunt_command(
         with _progress(paths):
             results = stack.enter_context(api.hunt_local_stored(
                 paths, rule_ids=rule, timespan=timespan, start=start, end=end, now=clock,
-                sample=sample))
+                sample=sample, pack=pack))
         for result in results:
             for message in result.warnings:
                 warn(message)
         with output_stream(out) as stream:
-            render.hunt(results, output, stream)
-        found = any(r.total for r in results)
-    return ExitCode.FOUND if fail_on_findings and found else ExitCode.OK
+            render.hunt(results, output, stream, raw_csv=csv_raw)
+        total = sum(r.total for r in results)
+    if fail_on_findings and total:
+        return found(f"{total} finding(s) and --fail-on-findings")
+    return ExitCode.OK
 
 
 #: Files at least this big (together) get a spinner on stderr while the query runs.
@@ -245,6 +321,23 @@ def _size(spec: str) -> int:
     if not path.is_file():
         path = Path(spec.partition("=")[2])
     return path.stat().st_size if path.is_file() else 0
+
+
+def _live_client(where: LiveSource, cloud: Cloud, credential: Any, server_timeout: int) -> Any:
+    """The query client of the live source (each is a context manager)."""
+    if where.defender:
+        from ..azure.graph import DefenderHuntingClient
+
+        return DefenderHuntingClient(cloud, credential)
+    if where.cluster and where.database:
+        from ..azure.kusto import KustoHuntingClient, parse_table_map
+
+        return KustoHuntingClient(where.cluster, where.database, credential,
+                                  table_map=parse_table_map(where.table_map),
+                                  server_timeout=server_timeout)
+    from ..azure.logs import LogsClient
+
+    return LogsClient(cloud, credential, server_timeout=server_timeout)
 
 
 @contextmanager
@@ -261,8 +354,73 @@ def _progress(paths: list[str]) -> Iterator[None]:
         yield
 
 
-def _hunt_live(
-    workspaces: list[str],
+class _LiveProgress:
+    """Live hunt progress on stderr: a bar on a terminal, else a line every *every* seconds
+    (CI logs), so a long hunt is never silent and a short one stays quiet."""
+
+    def __init__(self, every: float = 15.0) -> None:
+        import time
+
+        self._clock = time.monotonic
+        self._last = self._clock()
+        self._every = every
+        self._bar: Any = None
+        self._task: Any = None
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 TextColumn("{task.percentage:>3.0f}% of the window"),
+                                 TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
+                                 console=Console(stderr=True), transient=True)
+
+    def __enter__(self) -> _LiveProgress:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def __call__(self, progress: HuntProgress) -> None:
+        detail = f"{progress.slices} slice(s), {progress.rows:,} finding(s)"
+        if self._bar is not None:
+            if self._task is None:
+                self._task = self._bar.add_task("hunting", total=1.0, detail="")
+            self._bar.update(self._task, completed=progress.searched, detail=detail,
+                             description=f"hunting {progress.rule[:40]}")
+        elif self._clock() - self._last >= self._every:
+            self._last = self._clock()
+            note(f"hunting {progress.rule}: {progress.searched:.0%} of the window searched, "
+                 f"{detail}")
+
+
+@dataclass(frozen=True)
+class LiveSource:
+    """Where a live hunt runs: Log Analytics workspaces, Defender XDR, or a cluster."""
+
+    workspaces: list[str]
+    defender: bool
+    cluster: str | None
+    database: str | None
+    table_map: list[str] | None
+    graph_endpoint: str | None
+
+
+def _hunt_live(where: LiveSource, *, state_path: Path | None, **options: Any) -> int:
+    """A live hunt; with --state, the state file stays locked until the run has saved it."""
+    from ..state import locked_state
+
+    if state_path is None:
+        return _run_live(where, hunt_state=None, **options)
+    with locked_state(state_path) as hunt_state:
+        return _run_live(where, hunt_state=hunt_state, **options)
+
+
+def _run_live(
+    where: LiveSource,
     *,
     rule: list[str] | None,
     timespan: str | None,
@@ -271,7 +429,7 @@ def _hunt_live(
     now: str | None,
     fail_on_findings: bool,
     allow_partial: bool,
-    state_path: Path | None,
+    hunt_state: HuntState | None,
     overlap: str,
     server_timeout: int,
     slice_size: str,
@@ -281,29 +439,34 @@ def _hunt_live(
     tenant_id: str | None,
     logs_endpoint: str | None,
     output: OutputFormat,
+    csv_raw: bool,
     out: Path | None,
+    pack: Pack,
+    progress_every: float,
 ) -> int:
     import tempfile
 
     from ..azure import credentials
     from ..azure.clouds import resolve_cloud
-    from ..azure.logs import LogsClient, timespan_for
     from ..livehunt import LiveOptions
-    from ..state import load_state
 
-    hunt_state = load_state(state_path) if state_path else None
+    reporter = _LiveProgress(progress_every)
     options = LiveOptions(
         slice_size=parse_duration(slice_size),
         min_slice=parse_duration(min_slice),
         concurrency=concurrency,
+        raw_csv=csv_raw,
+        on_progress=reporter,
     )
-    target = resolve_cloud(cloud, logs_endpoint=logs_endpoint)
+    target = resolve_cloud(cloud, logs_endpoint=logs_endpoint,
+                           graph_endpoint=where.graph_endpoint)
     credential = credentials.default_credential(target, tenant_id)
     streamed = output in (OutputFormat.ndjson, OutputFormat.csv)
     spools: list[IO[str]] = []
     with (
         output_stream(out) as stream,
-        LogsClient(target, credential, server_timeout=server_timeout) as client,
+        _live_client(where, target, credential, server_timeout) as client,
+        reporter,
     ):
 
         def sink_for(_rule: Rule) -> Any:
@@ -313,33 +476,46 @@ def _hunt_live(
             spools.append(spool)
             return spool
 
-        results = api.hunt_live(
-            workspaces,
-            sink_for,
-            output if streamed else OutputFormat.ndjson,
-            client=client,
-            rule_ids=rule,
-            timespan=timespan,
-            start=start,
-            end=end,
-            now=parse_instant(now) if now else None,
-            state=hunt_state,
-            overlap=overlap,
-            options=options,
-            request_timespan=lambda w: timespan_for(w.start, w.end),
-        )
+        common: dict[str, Any] = {
+            "client": client, "rule_ids": rule, "timespan": timespan, "start": start,
+            "end": end, "now": parse_instant(now) if now else None, "state": hunt_state,
+            "overlap": overlap, "options": options, "pack": pack}
+        fmt = output if streamed else OutputFormat.ndjson
+        if where.defender:
+            results = api.hunt_defender(sink_for, fmt, tenant=tenant_id, **common)
+        elif where.cluster and where.database:
+            from ..azure.kusto import parse_table_map
+
+            results = api.hunt_cluster(where.cluster, where.database, sink_for, fmt,
+                                       table_map=parse_table_map(where.table_map), **common)
+        else:
+            from ..azure.logs import timespan_for
+
+            results = api.hunt_live(where.workspaces, sink_for, fmt,
+                                    request_timespan=lambda w: timespan_for(w.start, w.end),
+                                    **common)
         for result in results:
             # Nothing was searched anywhere: that failure is the whole answer (one line).
             result.raise_if_all_failed()
         for result in results:
             for message in result.warnings:
                 warn(message)
-        if not streamed:
-            render.hunt_live(
-                [(r.to_dict(), s) for r, s in zip(results, spools, strict=True)], output, stream
-            )
-        for spool in spools:
-            spool.close()
+        try:
+            if not streamed:
+                render.hunt_live(
+                    [(r.to_dict(), s) for r, s in zip(results, spools, strict=True)], output,
+                    stream)
+        except SentinelT1190Error:
+            raise
+        except Exception:
+            # A bug while showing the findings: still remember the searched window, or every
+            # scheduled run would meet the same finding and fail the same way.
+            if hunt_state is not None and any(r.complete for r in results):
+                hunt_state.save()
+            raise
+        finally:
+            for spool in spools:
+                spool.close()
     if hunt_state is not None and any(r.complete for r in results):
         hunt_state.save()
     incomplete = [r for r in results if not r.complete]
@@ -348,5 +524,7 @@ def _hunt_live(
             f"{len(incomplete)} rule(s) searched only part of the window (see warnings); "
             "the results above are incomplete. Pass --allow-partial to accept that."
         )
-    found = any(r.tally.total for r in results)
-    return ExitCode.FOUND if fail_on_findings and found else ExitCode.OK
+    total = sum(r.tally.total for r in results)
+    if fail_on_findings and total:
+        return found(f"{total} finding(s) and --fail-on-findings")
+    return ExitCode.OK

@@ -15,17 +15,21 @@ from .common import (
     ArmEndpoint,
     CloudOpt,
     Debug,
+    Defender,
+    GraphEndpoint,
     LogsEndpoint,
+    OptResourceGroup,
+    OptSubscription,
+    OptWorkspace,
     Out,
-    Output,
-    ResourceGroup,
+    PackDir,
+    ReportOutput,
     RuleIds,
-    SubscriptionId,
     TenantId,
     Verbose,
-    Workspace,
     command,
     output_stream,
+    require_workspace,
 )
 from .deploy import connect
 
@@ -33,18 +37,21 @@ from .deploy import connect
 @app.command("remove")
 @command
 def remove_command(
-    subscription_id: SubscriptionId,
-    resource_group: ResourceGroup,
-    workspace: Workspace,
+    subscription_id: OptSubscription = None,
+    resource_group: OptResourceGroup = None,
+    workspace: OptWorkspace = None,
     rule: RuleIds = None,
+    pack_dir: PackDir = None,
     yes: Annotated[bool, typer.Option(
         "--yes", "-y", help="Do not ask for confirmation (needed without a terminal).")] = False,
-    output: Output = OutputFormat.table,
+    output: ReportOutput = OutputFormat.table,
     out: Out = None,
     cloud: CloudOpt = "AzureCloud",
     tenant_id: TenantId = None,
     arm_endpoint: ArmEndpoint = None,
     logs_endpoint: LogsEndpoint = None,
+    defender: Defender = False,
+    graph_endpoint: GraphEndpoint = None,
     verbose: Verbose = False,
     debug: Debug = False,
 ) -> int:
@@ -52,14 +59,26 @@ def remove_command(
     from .. import api
     from ..deploy import Target, remove
 
-    rules = api.load_pack().select(rule)
-    question = f"Delete {len(rules)} rule(s) from workspace {workspace!r}?"
+    rules = api.load_pack(pack_dir).select(rule)
+    if not defender:
+        subscription_id, resource_group, workspace = require_workspace(
+            subscription_id, resource_group, workspace)
+    names = ", ".join(f"{r.short_id} ({r.name})" for r in rules)
+    place = ("Defender XDR custom detections" if defender else
+             f"workspace {workspace!r} (resource group {resource_group!r})")
+    question = f"Delete {len(rules)} rule(s) from {place}: {names}?"
     if not yes:
         if not sys.stdin.isatty():
             raise InputError(f"{question} No terminal to ask on: pass --yes to confirm")
         if not typer.confirm(question, err=True):
             typer.echo("nothing deleted", err=True)
             return ExitCode.OK
+    if defender:
+        from . import defender as on_defender
+
+        return on_defender.remove(rules, cloud=cloud, tenant_id=tenant_id,
+                                  graph_endpoint=graph_endpoint, output=output, out=out)
+    assert subscription_id and resource_group and workspace
     target = Target(subscription_id, resource_group, workspace, tenant_id)
     with connect(target, cloud, arm_endpoint, logs_endpoint) as client:
         result = remove(client, rules)
