@@ -71,10 +71,11 @@ class Converted:
 
 
 def is_web_log(path: Path) -> bool:
-    return _suffix(path) in WEB_LOG_SUFFIXES
+    return file_suffix(path) in WEB_LOG_SUFFIXES
 
 
-def _suffix(path: Path) -> str:
+def file_suffix(path: Path) -> str:
+    """The suffix that says the format: ``.csv`` for ``x.csv.gz``, in lower case."""
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] == ".gz":
         suffixes = suffixes[:-1]
@@ -89,7 +90,7 @@ def _open(path: Path) -> IO[str]:
 
 def convert(path: Path, table: str, folder: Path) -> Converted | None:
     """*path* as JSON lines under *folder* when it needs converting; None when it does not."""
-    suffix = _suffix(path)
+    suffix = file_suffix(path)
     if suffix in WEB_LOG_SUFFIXES:
         return _write(path, folder, _web_log_rows(path))
     if suffix in _JSON and _is_records(path):
