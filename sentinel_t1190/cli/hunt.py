@@ -21,6 +21,7 @@ from .common import (
     Debug,
     GraphEndpoint,
     LogsEndpoint,
+    MaxRetryAfter,
     Out,
     Output,
     PackDir,
@@ -147,6 +148,7 @@ def hunt_command(
             help="Seconds the Logs API may run one query (max 600).",
         ),
     ] = 180,
+    max_retry_after: MaxRetryAfter = 120,
     slice_size: Annotated[
         str,
         typer.Option(
@@ -257,6 +259,7 @@ def hunt_command(
             state_path=state,
             overlap=overlap,
             server_timeout=server_timeout,
+            max_retry_after=max_retry_after,
             slice_size=slice_size,
             min_slice=min_slice,
             concurrency=concurrency,
@@ -307,21 +310,24 @@ def _size(spec: str) -> int:
     return path.stat().st_size if path.is_file() else 0
 
 
-def _live_client(where: LiveSource, cloud: Cloud, credential: Any, server_timeout: int) -> Any:
+def _live_client(where: LiveSource, cloud: Cloud, credential: Any, server_timeout: int,
+                 max_retry_after: float) -> Any:
     """The query client of the live source (each is a context manager)."""
     if where.defender:
         from ..azure.graph import DefenderHuntingClient
 
-        return DefenderHuntingClient(cloud, credential)
+        return DefenderHuntingClient(cloud, credential, max_retry_after=max_retry_after)
     if where.cluster and where.database:
         from ..azure.kusto import KustoHuntingClient, parse_table_map
 
         return KustoHuntingClient(where.cluster, where.database, credential,
                                   table_map=parse_table_map(where.table_map),
-                                  server_timeout=server_timeout)
+                                  server_timeout=server_timeout,
+                                  max_retry_after=max_retry_after)
     from ..azure.logs import LogsClient
 
-    return LogsClient(cloud, credential, server_timeout=server_timeout)
+    return LogsClient(cloud, credential, server_timeout=server_timeout,
+                      max_retry_after=max_retry_after)
 
 
 @contextmanager
@@ -373,6 +379,7 @@ def _run_live(
     hunt_state: HuntState | None,
     overlap: str,
     server_timeout: int,
+    max_retry_after: float,
     slice_size: str,
     min_slice: str,
     concurrency: int,
@@ -403,7 +410,7 @@ def _run_live(
     spools: list[IO[str]] = []
     with (
         output_stream(out) as stream,
-        _live_client(where, target, credential, server_timeout) as client,
+        _live_client(where, target, credential, server_timeout, max_retry_after) as client,
     ):
 
         def sink_for(_rule: Rule) -> Any:
