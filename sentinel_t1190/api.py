@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .azure.arm import SentinelWorkspaceClient
     from .backtest import BacktestResult
     from .deploy import DeployResult, RulePlan, Target
+    from .health import HealthReport, TableQuerier
     from .livehunt import LiveHuntResult, LiveOptions, LogsQuerier, RowSink
     from .render import OutputFormat
     from .rollout import (
@@ -106,10 +107,14 @@ def test_rules(rule_ids: Sequence[str] | None = None, *, pack: Pack | None = Non
     return summary(run_rules(rules))
 
 
-def backtest_local(
+def backtest(
     baseline: str,
-    files: Sequence[str],
     *,
+    files: Sequence[str] = (),
+    workspaces: Sequence[str] = (),
+    client: LogsQuerier | None = None,
+    options: LiveOptions | None = None,
+    request_timespan: Callable[[Window], str | None] | None = None,
     rule_ids: Sequence[str] | None = None,
     pack: Pack | None = None,
     timespan: str | None = None,
@@ -118,22 +123,88 @@ def backtest_local(
     now: datetime | None = None,
 ) -> BacktestResult:
     """The pack (default bundled) against *baseline* — a pack folder or a git revision of
-    the pack's repository — over local telemetry files; per rule added/removed/unchanged
-    findings and per exclusion the findings it suppresses. Default window: 7 days."""
+    the pack's repository — over the same data: local telemetry *files*, or live
+    *workspaces* through *client* (the hunt machinery: slices, splits, completeness). Per
+    rule added/removed/unchanged findings, per exclusion the findings it suppresses.
+    Default window: 7 days."""
     from . import backtest as _backtest
 
-    if not files:
-        raise InputError("nothing to backtest on: give --local FILE...")
+    if bool(files) == bool(workspaces):
+        raise InputError("backtest over --local FILE... or --workspace-id GUID... (one of them)")
+    for workspace in workspaces:
+        if not GUID.fullmatch(workspace):
+            raise InputError(f"--workspace-id {workspace!r} is not a workspace ID (a GUID)")
     current = pack or load_pack()
     window = resolve_window(now or datetime.now(UTC),
                             timespan or (None if start else _backtest.DEFAULT_TIMESPAN),
                             start, end)
-    run = _backtest.local_runner(files, window)
+    if files:
+        run = _backtest.local_runner(files, window)
+        source: dict[str, Any] = {"kind": "local", "files": list(files)}
+    else:
+        if client is None:
+            raise InputError("a live backtest needs a Logs API client")
+        run = _backtest.live_runner(list(dict.fromkeys(workspaces)), window, client,
+                                    options=options, timespan=request_timespan)
+        source = {"kind": "workspaces", "workspaces": list(dict.fromkeys(workspaces))}
     with _backtest.baseline_pack(baseline, current.root or Path(".")) as (old, info):
-        return _backtest.backtest(
-            current.select(rule_ids), old, run, baseline_info=info,
-            source={"kind": "local", "files": list(files)}, window=window,
-            include_deleted=not rule_ids)
+        return _backtest.backtest(current.select(rule_ids), old, run, baseline_info=info,
+                                  source=source, window=window, include_deleted=not rule_ids)
+
+
+def health(
+    workspaces: Sequence[str | Target],
+    *,
+    query: TableQuerier,
+    rule_ids: Sequence[str] | None = None,
+    pack: Pack | None = None,
+    timespan: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    now: datetime | None = None,
+    noisy_per_day: float | None = None,
+    resolve: Callable[[Target], Any] | None = None,
+) -> HealthReport:
+    """Per rule per workspace: runs, failures, state, alerts, incidents by classification,
+    precision (default window: 30 days). *workspaces* are workspace IDs (GUIDs) or targets,
+    whose workspace ID *resolve* (target -> :class:`~sentinel_t1190.deploy.WorkspaceInfo`)
+    looks up through ARM. One workspace failing is recorded in its entry; when all fail,
+    the first error is raised."""
+    from . import health as _health
+    from .errors import SentinelT1190Error
+
+    if not workspaces:
+        raise InputError("give --workspace-id GUID..., --targets FILE or --discover")
+    rules = (pack or load_pack()).select(rule_ids)
+    window = resolve_window(now or datetime.now(UTC),
+                            timespan or (None if start else _health.DEFAULT_TIMESPAN),
+                            start, end)
+    report = _health.HealthReport(window, [], noisy_per_day or _health.NOISY_ALERTS_PER_DAY)
+    errors: list[SentinelT1190Error] = []
+    for workspace in workspaces:
+        if isinstance(workspace, str):
+            if not GUID.fullmatch(workspace):
+                raise InputError(f"--workspace-id {workspace!r} is not a workspace ID (a "
+                                 "GUID, shown as 'Workspace ID' on the workspace's overview)")
+            describe: dict[str, Any] = {"workspace_id": workspace}
+        else:
+            describe = {"subscription_id": workspace.subscription_id,
+                        "resource_group": workspace.resource_group,
+                        "workspace": workspace.workspace}
+        try:
+            if not isinstance(workspace, str):
+                if resolve is None:
+                    raise InputError("targets need ARM to find their workspace IDs")
+                workspace = resolve(workspace).customer_id
+                describe["workspace_id"] = workspace
+            report.workspaces.append(_health.workspace_health(
+                str(workspace), rules, window, query, describe=describe))
+        except SentinelT1190Error as exc:
+            errors.append(exc)
+            report.workspaces.append(_health.WorkspaceHealth(describe, [], error=str(exc)))
+    if errors and len(errors) == len(workspaces):
+        raise errors[0]
+    return report
 
 
 def hunt_live(

@@ -83,7 +83,8 @@ app = typer.Typer(
     help="Validate, test, deploy and hunt with the Microsoft Sentinel T1190 detection "
     "(web-server processes spawning shells and attacker tools).",
     epilog="\b\nExamples:\n  sentinel-t1190 hunt --sample\n  sentinel-t1190 deploy -h\n"
-    "  sentinel-t1190 --install-completion bash   (or zsh, fish, powershell)",
+    "  sentinel-t1190 --install-completion   (for the shell it runs in: bash, zsh, fish, "
+    "PowerShell)",
     no_args_is_help=True,
     add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -94,7 +95,7 @@ app = typer.Typer(
 #: Command modules in the order --help lists them, imported for their @app.command
 #: registrations; a module not written yet is skipped.
 COMMAND_MODULES = ("pack", "test", "hunt", "backtest", "deploy", "status", "remove", "rollout",
-                   "export")
+                   "health", "export")
 
 
 def _version(value: bool) -> None:
