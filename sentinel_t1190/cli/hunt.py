@@ -6,6 +6,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any
 
@@ -21,8 +22,8 @@ from .common import (
     Debug,
     GraphEndpoint,
     LogsEndpoint,
+    MaxRetryAfter,
     Out,
-    Output,
     PackDir,
     TenantId,
     Verbose,
@@ -32,6 +33,20 @@ from .common import (
     output_stream,
     warn,
 )
+
+
+class HuntFormat(StrEnum):
+    table = "table"
+    json = "json"
+    ndjson = "ndjson"
+    csv = "csv"
+    html = "html"
+
+
+HuntOutput = Annotated[HuntFormat, typer.Option(
+    "--output", "-o", metavar="FORMAT", case_sensitive=False,
+    help="table for people; json, ndjson or csv for machines; html for one self-contained "
+    "page with a timeline of findings per device and label.")]
 
 if TYPE_CHECKING:
     from ..azure.clouds import Cloud
@@ -150,6 +165,7 @@ def hunt_command(
             help="Seconds the Logs API may run one query (max 600).",
         ),
     ] = 180,
+    max_retry_after: MaxRetryAfter = 120,
     slice_size: Annotated[
         str,
         typer.Option(
@@ -222,7 +238,7 @@ def hunt_command(
     tenant_id: TenantId = None,
     logs_endpoint: LogsEndpoint = None,
     graph_endpoint: GraphEndpoint = None,
-    output: Output = OutputFormat.table,
+    output: HuntOutput = HuntFormat.table,
     csv_raw: Annotated[
         bool,
         typer.Option(
@@ -243,6 +259,8 @@ def hunt_command(
     lookback.
     """
     paths = [*(local or []), *(files or [])]
+    html = output is HuntFormat.html
+    fmt = OutputFormat.json if html else OutputFormat(output.value)
     if database and not cluster:
         raise InputError("--database goes with --cluster URL")
     if table_map and not cluster:
@@ -270,15 +288,17 @@ def hunt_command(
             state_path=state,
             overlap=overlap,
             server_timeout=server_timeout,
+            max_retry_after=max_retry_after,
             slice_size=slice_size,
             min_slice=min_slice,
             concurrency=concurrency,
             cloud=cloud,
             tenant_id=tenant_id,
             logs_endpoint=logs_endpoint,
-            output=output,
+            output=fmt,
             csv_raw=csv_raw,
             out=out,
+            html=html,
             pack=pack,
             progress_every=progress_every,
         )
@@ -303,12 +323,32 @@ def hunt_command(
         for result in results:
             for message in result.warnings:
                 warn(message)
-        with output_stream(out) as stream:
-            render.hunt(results, output, stream, raw_csv=csv_raw)
+        with _report_stream(out, html) as stream:
+            render.hunt(results, fmt, stream, raw_csv=csv_raw)
         total = sum(r.total for r in results)
     if fail_on_findings and total:
         return found(f"{total} finding(s) and --fail-on-findings")
     return ExitCode.OK
+
+
+@contextmanager
+def _report_stream(out: Path | None, html: bool) -> Iterator[IO[str]]:
+    """Where the hunt writes: the output, or for --output html a buffer of the JSON
+    document(s) turned into the page when the hunt is done."""
+    if not html:
+        with output_stream(out) as stream:
+            yield stream
+        return
+    import io
+    import json
+
+    from ..html_report import hunt_page
+
+    buffer = io.StringIO()
+    yield buffer
+    document = json.loads(buffer.getvalue())
+    with output_stream(out) as stream:
+        stream.write(hunt_page(document.get("results") or [document]))
 
 
 #: Files at least this big (together) get a spinner on stderr while the query runs.
@@ -323,21 +363,24 @@ def _size(spec: str) -> int:
     return path.stat().st_size if path.is_file() else 0
 
 
-def _live_client(where: LiveSource, cloud: Cloud, credential: Any, server_timeout: int) -> Any:
+def _live_client(where: LiveSource, cloud: Cloud, credential: Any, server_timeout: int,
+                 max_retry_after: float) -> Any:
     """The query client of the live source (each is a context manager)."""
     if where.defender:
         from ..azure.graph import DefenderHuntingClient
 
-        return DefenderHuntingClient(cloud, credential)
+        return DefenderHuntingClient(cloud, credential, max_retry_after=max_retry_after)
     if where.cluster and where.database:
         from ..azure.kusto import KustoHuntingClient, parse_table_map
 
         return KustoHuntingClient(where.cluster, where.database, credential,
                                   table_map=parse_table_map(where.table_map),
-                                  server_timeout=server_timeout)
+                                  server_timeout=server_timeout,
+                                  max_retry_after=max_retry_after)
     from ..azure.logs import LogsClient
 
-    return LogsClient(cloud, credential, server_timeout=server_timeout)
+    return LogsClient(cloud, credential, server_timeout=server_timeout,
+                      max_retry_after=max_retry_after)
 
 
 @contextmanager
@@ -432,6 +475,7 @@ def _run_live(
     hunt_state: HuntState | None,
     overlap: str,
     server_timeout: int,
+    max_retry_after: float,
     slice_size: str,
     min_slice: str,
     concurrency: int,
@@ -441,6 +485,7 @@ def _run_live(
     output: OutputFormat,
     csv_raw: bool,
     out: Path | None,
+    html: bool,
     pack: Pack,
     progress_every: float,
 ) -> int:
@@ -464,8 +509,8 @@ def _run_live(
     streamed = output in (OutputFormat.ndjson, OutputFormat.csv)
     spools: list[IO[str]] = []
     with (
-        output_stream(out) as stream,
-        _live_client(where, target, credential, server_timeout) as client,
+        _report_stream(out, html) as stream,
+        _live_client(where, target, credential, server_timeout, max_retry_after) as client,
         reporter,
     ):
 
