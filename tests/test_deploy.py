@@ -49,6 +49,9 @@ def seed() -> Rule:
 #: Every rule of the pack, in the order deploy reports them.
 PACK_IDS = [r.id for r in pack()]
 COMPANION_IDS = [i for i in PACK_IDS if i != SEED_ID]
+LINUX_ID = "de708d3e-acec-4d4f-9549-1275e8105f64"
+#: The rules that do not read DeviceProcessEvents (the seed and the Linux rule do).
+OTHER_TABLE_IDS = [r.id for r in pack() if "DeviceProcessEvents" not in r.tables]
 
 
 def dpe_columns(*without: str) -> dict[str, str]:
@@ -115,7 +118,7 @@ def test_deploy_sends_each_rule_of_the_pack_whole(az: Any, server: AzureServer, 
     assert doc["workspace"]["customer_id"] == ws.customer_id
     assert [(r["id"], r["action"], r["changes"]) for r in doc["rules"]] == [
         (i, "created", []) for i in PACK_IDS]
-    assert len(PACK_IDS) == 4
+    assert len(PACK_IDS) == 5
 
     # One PUT per rule, each carrying that rule's own deployed query and ATT&CK mapping.
     puts = {p.path.rsplit("/", 1)[-1]: p for p in rule_puts(server)}
@@ -291,16 +294,17 @@ def test_workspace_without_the_table_gets_a_refused_deploy(
     assert "Failed to resolve table or column expression named 'DeviceProcessEvents'" in (
         rule["reason"])
     assert f"rule {SEED_ID} refused" in run.stderr
+    assert rules[LINUX_ID]["action"] == "refused"
     # The rules whose tables are there proceed.
-    assert [rules[i]["action"] for i in COMPANION_IDS] == ["created"] * len(COMPANION_IDS)
-    assert sorted(bare.rules) == sorted(COMPANION_IDS)
+    assert [rules[i]["action"] for i in OTHER_TABLE_IDS] == ["created"] * len(OTHER_TABLE_IDS)
+    assert sorted(bare.rules) == sorted(OTHER_TABLE_IDS)
     assert rule_puts(server, SEED_ID) == []
     forced = az("deploy", "--force", "--output", "json", workspace=bare)
     assert forced.code == 0
     rules = by_id(forced.json())
-    assert rules[SEED_ID]["action"] == "created"
+    assert rules[SEED_ID]["action"] == rules[LINUX_ID]["action"] == "created"
     assert rules[SEED_ID]["reason"].startswith("forced: ")
-    assert [rules[i]["action"] for i in COMPANION_IDS] == ["unchanged"] * len(COMPANION_IDS)
+    assert [rules[i]["action"] for i in OTHER_TABLE_IDS] == ["unchanged"] * len(OTHER_TABLE_IDS)
 
 
 def test_a_workspace_with_none_of_the_tables_refuses_every_rule(
@@ -321,7 +325,8 @@ def test_a_missing_column_refuses_the_rule(az: Any, server: AzureServer) -> None
     rules = by_id(az("deploy", "--output", "json", workspace=old).json())
     assert rules[SEED_ID]["action"] == "refused"
     assert "SHA256" in rules[SEED_ID]["reason"]
-    assert [rules[i]["action"] for i in COMPANION_IDS] == ["created"] * len(COMPANION_IDS)
+    assert rules[LINUX_ID]["action"] == "refused"
+    assert [rules[i]["action"] for i in OTHER_TABLE_IDS] == ["created"] * len(OTHER_TABLE_IDS)
 
 
 def test_a_missing_column_of_a_companion_table_refuses_that_rule(
