@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import html
 import re
-import unicodedata
 from collections.abc import Sequence
 from enum import StrEnum
 from typing import IO, Any
 
 from .render import _console, write_json
+from .safe_text import one_line
 
 #: At most this many findings per rule and side are listed in a markdown report (a pull
 #: request comment holds 65,536 characters); JSON always holds them all.
@@ -31,32 +31,18 @@ class ReportFormat(StrEnum):
     markdown = "markdown"
 
 
-def visible(value: Any) -> str:
-    """*value* as one line of text with control, format (bidi) and line characters escaped."""
-    if value is None:
-        return ""
-    out = []
-    for char in str(value):
-        if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
-            code = ord(char)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-        else:
-            out.append(char)
-    return "".join(out)
-
-
 _MD_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
 
 
 def md(value: Any) -> str:
     """*value* safe inside a markdown table cell."""
-    return _MD_PUNCTUATION.sub(r"\\\1", visible(value))
+    return _MD_PUNCTUATION.sub(r"\\\1", one_line(value))
 
 
 def _text(value: Any) -> Any:
     from rich.text import Text
 
-    return Text(visible(value))
+    return Text(one_line(value))
 
 
 def finding_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -111,7 +97,7 @@ def _backtest_tables(document: dict[str, Any], stream: IO[str]) -> None:
     from rich.table import Table
 
     console = _console(stream)
-    table = Table(title=_headline(document))
+    table = Table(title=_text(_headline(document)))
     for col in ("rule", "status", "added", "removed", "unchanged"):
         table.add_column(col, justify="right" if col in ("added", "removed", "unchanged")
                          else "left", overflow="fold")
@@ -133,7 +119,7 @@ def _backtest_tables(document: dict[str, Any], stream: IO[str]) -> None:
             if not rows:
                 continue
             columns = finding_columns(rows)
-            listing = Table(title=f"{side}: {len(rows)} finding(s) of {visible(rule['name'])}")
+            listing = Table(title=_text(f"{side}: {len(rows)} finding(s) of {rule['name']}"))
             for col in columns:
                 listing.add_column(col, overflow="fold", max_width=60)
             for row in rows:
@@ -166,7 +152,7 @@ def backtest_markdown(document: dict[str, Any]) -> str:
             columns = finding_columns(rows)
             # Inside an HTML block markdown escapes do not apply: HTML-escape there.
             lines += ["", f"<details><summary>{side}: {len(rows)} finding(s) of "
-                      f"{html.escape(visible(rule['name']))}</summary>", ""]
+                      f"{html.escape(one_line(rule['name']))}</summary>", ""]
             lines += _md_table(columns, [[row.get(c) for c in columns]
                                          for row in rows[:MARKDOWN_ROWS]])
             if len(rows) > MARKDOWN_ROWS:
@@ -174,4 +160,82 @@ def backtest_markdown(document: dict[str, Any]) -> str:
             lines += ["", "</details>"]
     for warning in document.get("warnings", []):
         lines += ["", f"> warning: {md(warning)}"]
+    return "\n".join(lines) + "\n"
+
+
+# --- health --------------------------------------------------------------------------------
+
+HEALTH_COLUMNS = ("rule", "state", "runs", "failures", "last run", "alerts", "alerts/day",
+                  "incidents", "TP", "FP", "BP", "undetermined", "open", "precision", "flags")
+
+
+def health_rows(document: dict[str, Any]) -> list[tuple[dict[str, Any], list[Any]]]:
+    """(workspace entry, one row of :data:`HEALTH_COLUMNS`) per rule per workspace."""
+    rows = []
+    for entry in document["workspaces"]:
+        for rule in entry["rules"]:
+            inc = rule["incidents"]
+            precision = rule["precision"]
+            rows.append((entry, [
+                rule["name"], rule["state"], rule["runs"], rule["failures"],
+                rule["last_run"] or "", rule["alerts"], rule["alerts_per_day"], inc["total"],
+                inc["true_positive"], inc["false_positive"], inc["benign_positive"],
+                inc["undetermined"], inc["open"],
+                "" if precision is None else f"{precision:.0%}", ", ".join(rule["flags"])]))
+    return rows
+
+
+def workspace_label(workspace: dict[str, Any]) -> str:
+    if workspace.get("workspace"):
+        return f"{workspace['workspace']} ({workspace.get('workspace_id') or '?'})"
+    return str(workspace.get("workspace_id"))
+
+
+def health(document: dict[str, Any], fmt: ReportFormat, stream: IO[str]) -> None:
+    """The health report (:meth:`HealthReport.to_dict`) as tables, JSON or markdown."""
+    if fmt is ReportFormat.json:
+        write_json(document, stream)
+    elif fmt is ReportFormat.markdown:
+        stream.write(health_markdown(document))
+    else:
+        _health_tables(document, stream)
+
+
+def _health_tables(document: dict[str, Any], stream: IO[str]) -> None:
+    from rich.table import Table
+
+    console = _console(stream)
+    window = document["window"]
+    for entry in document["workspaces"]:
+        title = (f"workspace {workspace_label(entry['workspace'])}: {window['start']} → "
+                 f"{window['end']}")
+        if entry["error"]:
+            console.print(_text(f"{title}: FAILED: {entry['error']}"), style="red")
+            continue
+        table = Table(title=one_line(title))
+        for col in HEALTH_COLUMNS:
+            table.add_column(col, overflow="fold", max_width=40 if col == "rule" else None)
+        for owner, row in health_rows(document):
+            if owner is entry:
+                table.add_row(*(_text(v) for v in row),
+                              style="red" if row[-1] else None)
+        console.print(table)
+        for rule in entry["rules"]:
+            for reason in rule["failure_reasons"]:
+                console.print(_text(f"  {rule['name']}: {reason['count']} failure(s): "
+                                    f"{reason['reason']}"))
+
+
+def health_markdown(document: dict[str, Any]) -> str:
+    window = document["window"]
+    lines = [f"### sentinel-t1190 health: {md(window['start'])} → {md(window['end'])}"]
+    for entry in document["workspaces"]:
+        lines += ["", f"#### {md(workspace_label(entry['workspace']))}", ""]
+        if entry["error"]:
+            lines.append(f"**Failed:** {md(entry['error'])}")
+            continue
+        lines += _md_table(HEALTH_COLUMNS, [row for owner, row in health_rows(document)
+                                            if owner is entry])
+        for warning in entry["warnings"]:
+            lines += ["", f"> warning: {md(warning)}"]
     return "\n".join(lines) + "\n"

@@ -26,7 +26,6 @@ SQLI_NEAR_MISSES: dict[str, dict[str, Any]] = {
     "b5": {"csUriQuery": "sort=name&order=desc&filter=a%27%20or%201%3D1--"},
     "b6": {"csUriQuery": "1;waitfor+delay+'0:0:5'--"},
     "b7": {"csUriQuery": "x=%C0%AE%E0%80%27+union+select+1--"},
-    "b8": {"TimeGenerated": "2026-03-01T11:00:01Z"},
 }
 WEB_SHELL_NEAR_MISSES: dict[str, dict[str, Any]] = {
     "d1": {"InitiatingProcessFileName": "w3wp.exe"},
@@ -37,7 +36,6 @@ WEB_SHELL_NEAR_MISSES: dict[str, dict[str, Any]] = {
     "d6": {"FolderPath": "C:\\inetpub\\wwwroot\\App_Web_x.aspx"},
     "d7": {"FolderPath": "C:\\inetpub\\wwwroot\\report.php"},
     "d8": {"ActionType": "FileCreated"},
-    "d9": {"Timestamp": "2026-03-01T11:00:01Z"},
 }
 
 
