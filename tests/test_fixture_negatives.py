@@ -48,7 +48,9 @@ def _negative_events(rule: Rule) -> list[tuple[Case, str, Mapping[str, Any]]]:
     cases, problems = load_cases(rule)
     assert not problems
     [table] = rule.tables
-    return [(case, table, event) for case in cases if not case.positive
+    # The cases of independent look-alikes (not the window-edge case, not event groups).
+    return [(case, table, event) for case in cases
+            if not case.positive and case.name.startswith("benign look-alikes")
             for event in case.events[table]]
 
 
