@@ -29,6 +29,7 @@ class ReportFormat(StrEnum):
     table = "table"
     json = "json"
     markdown = "markdown"
+    html = "html"
 
 
 _MD_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
@@ -68,6 +69,10 @@ def backtest(document: dict[str, Any], fmt: ReportFormat, stream: IO[str]) -> No
         write_json(document, stream)
     elif fmt is ReportFormat.markdown:
         stream.write(backtest_markdown(document))
+    elif fmt is ReportFormat.html:
+        from .html_report import backtest_page
+
+        stream.write(backtest_page(document))
     else:
         _backtest_tables(document, stream)
 
@@ -197,6 +202,10 @@ def health(document: dict[str, Any], fmt: ReportFormat, stream: IO[str]) -> None
         write_json(document, stream)
     elif fmt is ReportFormat.markdown:
         stream.write(health_markdown(document))
+    elif fmt is ReportFormat.html:
+        from .html_report import health_page
+
+        stream.write(health_page(document))
     else:
         _health_tables(document, stream)
 

@@ -83,7 +83,8 @@ app = typer.Typer(
     help="Validate, test, deploy and hunt with the Microsoft Sentinel T1190 detection "
     "(web-server processes spawning shells and attacker tools).",
     epilog="\b\nExamples:\n  sentinel-t1190 hunt --sample\n  sentinel-t1190 deploy -h\n"
-    "  sentinel-t1190 --install-completion bash   (or zsh, fish, powershell)",
+    "  sentinel-t1190 --install-completion   (for the shell it runs in: bash, zsh, fish, "
+    "PowerShell)",
     no_args_is_help=True,
     add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
