@@ -5,12 +5,14 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import traceback
 from typing import Any
 
 import typer
 from typer.core import TyperGroup
 
 from .._version import __version__
+from ..errors import ExitCode, internal_error_message
 
 
 class _OneLineErrors(TyperGroup):
@@ -38,7 +40,12 @@ class _OneLineErrors(TyperGroup):
             # Only a broken pipe (`… | head`) ends here without standalone mode: exit as a
             # process killed by SIGPIPE would, not with 1 ("found something").
             code = 141
-        code = code if isinstance(code, int) else 0
+        except Exception as exc:  # a bug outside any command (parsing, callbacks): exit 5
+            if "--debug" in (sys.argv[1:] if args is None else list(args)):
+                traceback.print_exc(file=sys.stderr)
+            typer.echo(f"error: {internal_error_message(exc)}", err=True)
+            code = ExitCode.INTERNAL
+        code = int(code) if isinstance(code, int) else 0
         if standalone_mode:
             sys.exit(code)
         return code

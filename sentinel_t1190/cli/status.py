@@ -21,6 +21,7 @@ from .common import (
     TenantId,
     Verbose,
     command,
+    from_command_line,
     output_stream,
 )
 from .deploy import connect
@@ -40,6 +41,7 @@ OptWorkspace = Annotated[str | None, typer.Option(
 @app.command("status")
 @command
 def status_command(
+    ctx: typer.Context,
     subscription_id: OptSubscription = None,
     resource_group: OptResourceGroup = None,
     workspace: OptWorkspace = None,
@@ -68,6 +70,8 @@ def status_command(
     # Extension point: fleet forms (--targets/--discover) branch here, before the single
     # target is required.
     if targets is not None or discover:
+        if not from_command_line(ctx, "subscription_id"):
+            subscription_id = None  # AZURE_SUBSCRIPTION_ID names no fleet: a default only
         return fleet_status(targets, discover, subscription_id, resource_group, workspace,
                             rule, concurrency, cloud, tenant_id, arm_endpoint, logs_endpoint,
                             output, out)
