@@ -18,11 +18,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from .compile import deployed_query
 from .errors import InputError
-from .rules import Rule
+from .rules import Pack, Rule
 from .timespan import parse_duration, to_iso
 
 #: The Microsoft.SecurityInsights api-version every call and export uses. The newest stable
@@ -191,20 +192,46 @@ def resource_name(rule: Rule) -> str:
     return rule.id.strip().lower()
 
 
-def shipped_rule_ids() -> frozenset[str]:
-    """Every rule GUID the pack has ever shipped (lower case): the rules the tool owns."""
-    from importlib.resources import files
+#: A pack's own list of every rule GUID it has ever shipped, beside analytics/ (``init``
+#: writes it); the bundled pack's list is package data of the same name.
+SHIPPED_IDS_FILE = "shipped_rule_ids.txt"
 
-    text = files("sentinel_t1190.data").joinpath("shipped_rule_ids.txt").read_text("utf-8")
+
+def _ids(text: str) -> frozenset[str]:
     return frozenset(
         line.split("#", 1)[0].strip().lower() for line in text.splitlines()
         if line.split("#", 1)[0].strip()
     )
 
 
-def is_owned(name: str) -> bool:
-    """Whether a deployed alert rule named *name* was created by this tool."""
-    return name.strip().lower() in shipped_rule_ids()
+def shipped_rule_ids(pack_root: Path | None = None) -> frozenset[str]:
+    """Every rule GUID a pack has ever shipped (lower case): the rules the tool owns.
+
+    *pack_root* None (or the bundled pack): the bundled list; else ``pack_root/``
+    :data:`SHIPPED_IDS_FILE` (empty when the pack has none).
+    """
+    from importlib.resources import files
+
+    from .rules import default_pack_dir
+
+    if pack_root is None or pack_root.resolve() == default_pack_dir():
+        return _ids(files("sentinel_t1190.data").joinpath(SHIPPED_IDS_FILE).read_text("utf-8"))
+    path = pack_root / SHIPPED_IDS_FILE
+    try:
+        return _ids(path.read_text("utf-8")) if path.is_file() else frozenset()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from exc
+
+
+def owned_ids(pack: Pack) -> frozenset[str]:
+    """The deployed rule names ``--prune`` may delete for *pack*: its shipped-ids list plus
+    its current rules (a rule is owned from its first deploy even before it is listed)."""
+    return shipped_rule_ids(pack.root) | {resource_name(r) for r in pack.rules}
+
+
+def is_owned(name: str, pack_root: Path | None = None) -> bool:
+    """Whether a deployed alert rule named *name* was created by this tool from the pack."""
+    return name.strip().lower() in shipped_rule_ids(pack_root)
 
 
 # --- comparing deployed and desired -----------------------------------------------------------
@@ -219,7 +246,10 @@ class Change:
     to: Any
 
     def to_dict(self) -> dict[str, Any]:
-        return {"field": self.field, "from": self.from_, "to": self.to}
+        from .fielddiff import describe
+
+        return {"field": self.field, "from": self.from_, "to": self.to,
+                "diff": describe(self.from_, self.to)}
 
 
 def _canonical(value: Any, known: tuple[str, ...]) -> Any:

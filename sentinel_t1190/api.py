@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
     from .azure.arm import SentinelWorkspaceClient
+    from .backtest import BacktestResult
     from .deploy import DeployResult, RulePlan, Target
     from .livehunt import LiveHuntResult, LiveOptions, LogsQuerier, RowSink
     from .render import OutputFormat
@@ -50,11 +51,13 @@ def load_pack(root: Path | None = None) -> Pack:
     return _load_pack(root)
 
 
-def validate(paths: Iterable[Path] | None = None) -> tuple[int, list[Finding]]:
-    """Validate rule files (default: the pack); return (files checked, findings)."""
+def validate(paths: Iterable[Path] | None = None, *, pack_root: Path | None = None
+             ) -> tuple[int, list[Finding]]:
+    """Validate rule files (default: the pack at *pack_root*, else the bundled pack);
+    return (files checked, findings)."""
     from .validate import validate_paths
 
-    return validate_paths(paths)
+    return validate_paths(paths, root=pack_root)
 
 
 def classify(parent: str | None, child: str | None) -> str | None:
@@ -101,6 +104,36 @@ def test_rules(rule_ids: Sequence[str] | None = None, *, pack: Pack | None = Non
 
     rules = (pack or load_pack()).select(rule_ids)
     return summary(run_rules(rules))
+
+
+def backtest_local(
+    baseline: str,
+    files: Sequence[str],
+    *,
+    rule_ids: Sequence[str] | None = None,
+    pack: Pack | None = None,
+    timespan: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    now: datetime | None = None,
+) -> BacktestResult:
+    """The pack (default bundled) against *baseline* — a pack folder or a git revision of
+    the pack's repository — over local telemetry files; per rule added/removed/unchanged
+    findings and per exclusion the findings it suppresses. Default window: 7 days."""
+    from . import backtest as _backtest
+
+    if not files:
+        raise InputError("nothing to backtest on: give --local FILE...")
+    current = pack or load_pack()
+    window = resolve_window(now or datetime.now(UTC),
+                            timespan or (None if start else _backtest.DEFAULT_TIMESPAN),
+                            start, end)
+    run = _backtest.local_runner(files, window)
+    with _backtest.baseline_pack(baseline, current.root or Path(".")) as (old, info):
+        return _backtest.backtest(
+            current.select(rule_ids), old, run, baseline_info=info,
+            source={"kind": "local", "files": list(files)}, window=window,
+            include_deleted=not rule_ids)
 
 
 def hunt_live(
@@ -237,13 +270,13 @@ def discover_targets(*, subscriptions: Sequence[str] | None = None, cloud: str =
 def plan_target(target: Target, *, rule_ids: Sequence[str] | None = None,
                 force: bool = False, disabled: bool = False, cloud: str = "AzureCloud",
                 arm_endpoint: str | None = None, logs_endpoint: str | None = None,
-                credential: TokenCredential | None = None,
+                credential: TokenCredential | None = None, pack: Pack | None = None,
                 **client_kwargs: Any) -> list[RulePlan]:
     """What ``deploy`` would do at one workspace, per rule (would-create, would-update with
     the changed fields, unchanged, refused). Writes nothing."""
     from . import deploy
 
-    rules = load_pack().select(rule_ids)
+    rules = (pack or load_pack()).select(rule_ids)
     with _fleet_factory(cloud, arm_endpoint, logs_endpoint, None, credential,
                         client_kwargs) as factory:
         client = factory(target)
@@ -258,7 +291,7 @@ def deploy_to_target(target: Target, *, rule_ids: Sequence[str] | None = None,
                      dry_run: bool = False, disabled: bool = False, force: bool = False,
                      cloud: str = "AzureCloud", arm_endpoint: str | None = None,
                      logs_endpoint: str | None = None, credential: TokenCredential | None = None,
-                     **client_kwargs: Any) -> DeployResult:
+                     pack: Pack | None = None, **client_kwargs: Any) -> DeployResult:
     """``deploy`` for one workspace: pre-flight, plan, write, read back.
 
     Raises AuthError / InputError / AzureServiceError; ``result.failed`` lists rules whose
@@ -266,7 +299,7 @@ def deploy_to_target(target: Target, *, rule_ids: Sequence[str] | None = None,
     """
     from . import deploy
 
-    rules = load_pack().select(rule_ids)
+    rules = (pack or load_pack()).select(rule_ids)
     with _fleet_factory(cloud, arm_endpoint, logs_endpoint, None, credential,
                         client_kwargs) as factory:
         client = factory(target)
@@ -284,7 +317,7 @@ def run_rollout(targets: Sequence[Target], *, rule_ids: Sequence[str] | None = N
             arm_endpoint: str | None = None, logs_endpoint: str | None = None,
             tenant_id: str | None = None, credential: TokenCredential | None = None,
             on_result: Callable[[TargetResult], None] | None = None,
-            client_factory: ClientFactory | None = None,
+            client_factory: ClientFactory | None = None, pack: Pack | None = None,
             **client_kwargs: Any) -> RolloutReport:
     """Deploy the pack (or *rule_ids*) to every target; the report says what happened where.
 
@@ -299,9 +332,11 @@ def run_rollout(targets: Sequence[Target], *, rule_ids: Sequence[str] | None = N
     ``report.failed`` lists failed targets; ``report.to_dict()`` is the report JSON.
     """
     from . import rollout as _rollout
+    from .alert_rule import owned_ids
 
-    pack = load_pack()
+    pack = pack or load_pack()
     rules = pack.select(rule_ids)
+    owned = owned_ids(pack)
     previous = (_rollout.load_report(resume_from) if isinstance(resume_from, Path)
                 else resume_from)
     workers = concurrency or _rollout.DEFAULT_CONCURRENCY
@@ -309,14 +344,15 @@ def run_rollout(targets: Sequence[Target], *, rule_ids: Sequence[str] | None = N
         return _rollout.rollout(
             targets, rules, client_factory, concurrency=workers, dry_run=dry_run,
             disabled=disabled, force=force, prune=prune, keep_ids=[r.id for r in pack.rules],
-            report_path=report_path, resume_from=previous, on_result=on_result)
+            owned_ids=owned, report_path=report_path, resume_from=previous,
+            on_result=on_result)
     with _fleet_factory(cloud, arm_endpoint, logs_endpoint, tenant_id, credential,
                         {"pool_size": 2 * workers, **client_kwargs}) as factory:
         return _rollout.rollout(
             targets, rules, factory, concurrency=workers, dry_run=dry_run,
             disabled=disabled, force=force, prune=prune, keep_ids=[r.id for r in pack.rules],
-            report_path=report_path, resume_from=previous, on_result=on_result,
-            throttle=factory.throttle)
+            owned_ids=owned, report_path=report_path, resume_from=previous,
+            on_result=on_result, throttle=factory.throttle)
 
 
 def fleet_status(targets: Sequence[Target], *, rule_ids: Sequence[str] | None = None,
@@ -324,7 +360,7 @@ def fleet_status(targets: Sequence[Target], *, rule_ids: Sequence[str] | None = 
                  arm_endpoint: str | None = None, logs_endpoint: str | None = None,
                  tenant_id: str | None = None, credential: TokenCredential | None = None,
                  on_result: Callable[[TargetState], None] | None = None,
-                 **client_kwargs: Any) -> FleetStatus:
+                 pack: Pack | None = None, **client_kwargs: Any) -> FleetStatus:
     """``status`` for every target: per rule in-sync, drifted (with field diffs), missing,
     disabled or auto-disabled; a target that cannot be read is ``failed`` with the reason."""
     from . import rollout as _rollout
@@ -332,5 +368,5 @@ def fleet_status(targets: Sequence[Target], *, rule_ids: Sequence[str] | None = 
     workers = concurrency or _rollout.DEFAULT_CONCURRENCY
     with _fleet_factory(cloud, arm_endpoint, logs_endpoint, tenant_id, credential,
                         {"pool_size": 2 * workers, **client_kwargs}) as factory:
-        return _rollout.fleet_status(targets, load_pack().select(rule_ids), factory,
+        return _rollout.fleet_status(targets, (pack or load_pack()).select(rule_ids), factory,
                                      concurrency=workers, on_result=on_result)

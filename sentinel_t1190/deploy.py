@@ -128,8 +128,9 @@ class RulePlan:
     etag: str | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.rule.id, "name": self.rule.name, "action": self.action.value,
-                "reason": self.reason, "changes": [c.to_dict() for c in self.changes]}
+        return {"id": self.rule.id, "short_id": self.rule.short_id, "name": self.rule.name,
+                "action": self.action.value, "reason": self.reason,
+                "changes": [c.to_dict() for c in self.changes]}
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,9 @@ class RuleState(StrEnum):
     IN_SYNC = "in-sync"
     DRIFTED = "drifted"
     MISSING = "missing"
+    #: Not deployed, and deploy would refuse it here (its table or columns are missing):
+    #: the same word and reason as deploy's ``refused`` action.
+    REFUSED = "refused"
     DISABLED = "disabled"
     AUTO_DISABLED = "auto-disabled"
 
@@ -163,12 +167,13 @@ class RuleStatus:
     rule: Rule
     state: RuleState
     changes: tuple[Change, ...] = ()
-    #: Why Sentinel auto-disabled the rule, when it says so.
+    #: Why Sentinel auto-disabled the rule (when it says so), or why deploy refuses it.
     reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.rule.id, "name": self.rule.name, "state": self.state.value,
-                "reason": self.reason, "changes": [c.to_dict() for c in self.changes]}
+        return {"id": self.rule.id, "short_id": self.rule.short_id, "name": self.rule.name,
+                "state": self.state.value, "reason": self.reason,
+                "changes": [c.to_dict() for c in self.changes]}
 
 
 @dataclass(frozen=True)
@@ -179,6 +184,16 @@ class StatusResult:
     @property
     def in_sync(self) -> bool:
         return all(s.state is RuleState.IN_SYNC for s in self.rules)
+
+    @property
+    def refused(self) -> tuple[RuleStatus, ...]:
+        return tuple(s for s in self.rules if s.state is RuleState.REFUSED)
+
+    @property
+    def out_of_sync(self) -> tuple[RuleStatus, ...]:
+        """Rules neither in sync nor refused: drifted, missing, disabled, auto-disabled."""
+        return tuple(s for s in self.rules
+                     if s.state not in (RuleState.IN_SYNC, RuleState.REFUSED))
 
     def to_dict(self) -> dict[str, Any]:
         """The ``status`` JSON shape (shared/DESIGN.md §3)."""
@@ -196,7 +211,8 @@ class RuleRemoval:
     action: RemoveAction
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.rule.id, "name": self.rule.name, "action": self.action.value}
+        return {"id": self.rule.id, "short_id": self.rule.short_id, "name": self.rule.name,
+                "action": self.action.value}
 
 
 @dataclass(frozen=True)
@@ -252,9 +268,13 @@ def _plan_rule(client: WorkspaceClient, rule: Rule, actual: Mapping[str, Any] | 
     body = to_api_body(rule, enabled=not disabled)
     problem = _table_problem(client, rule, tables)
     if problem and not force:
-        return RulePlan(rule, Action.REFUSED, f"{problem} (Sentinel would auto-disable the "
-                        "rule; --force deploys it anyway)", body=body)
+        return RulePlan(rule, Action.REFUSED, _refusal(problem), body=body)
     return _compare(rule, body, actual, f"forced: {problem}" if problem else None)
+
+
+def _refusal(problem: str) -> str:
+    """The one wording of a refusal, in deploy, status and rollout alike."""
+    return f"{problem} (Sentinel would auto-disable the rule; --force deploys it anyway)"
 
 
 def _compare(rule: Rule, body: Mapping[str, Any], actual: Mapping[str, Any] | None,
@@ -336,8 +356,12 @@ def _auto_disabled_reason(props: Mapping[str, Any], rule: Rule) -> str | None:
     return text or None
 
 
-def _rule_status(rule: Rule, actual: Mapping[str, Any] | None) -> RuleStatus:
+def _rule_status(client: WorkspaceClient, rule: Rule, actual: Mapping[str, Any] | None,
+                 tables: dict[str, TableCheck]) -> RuleStatus:
     if actual is None:
+        problem = _table_problem(client, rule, tables)
+        if problem:
+            return RuleStatus(rule, RuleState.REFUSED, reason=_refusal(problem))
         return RuleStatus(rule, RuleState.MISSING)
     props = actual.get("properties") or {}
     enabled = bool(props.get("enabled"))
@@ -356,12 +380,16 @@ def _rule_status(rule: Rule, actual: Mapping[str, Any] | None) -> RuleStatus:
 
 
 def status(client: WorkspaceClient, rules: Sequence[Rule]) -> StatusResult:
-    """Per rule: in-sync, drifted (with the changed fields), missing, disabled, or
-    auto-disabled (Sentinel's "AUTO DISABLED" rename, with its reason when it gives one)."""
+    """Per rule: in-sync, drifted (with the changed fields), missing, refused (not deployed,
+    and deploy refuses it here: the reason says why), disabled, or auto-disabled (Sentinel's
+    "AUTO DISABLED" rename, with its reason when it gives one).
+
+    Only a rule that is not deployed costs a table check (each table once)."""
     workspace = client.preflight()
     deployed = _deployed(client)
-    return StatusResult(workspace, tuple(_rule_status(r, deployed.get(resource_name(r)))
-                                         for r in rules))
+    tables: dict[str, TableCheck] = {}
+    return StatusResult(workspace, tuple(
+        _rule_status(client, r, deployed.get(resource_name(r)), tables) for r in rules))
 
 
 # --- remove ----------------------------------------------------------------------------------

@@ -283,10 +283,14 @@ def apply(query: str, entries: Sequence[Exclusion], tables: Sequence[str]) -> st
 
 
 def compile_into(rule: Rule, query: str, today: date) -> str:
-    """*query* (the rule's or its hunting query) with the rule's active exclusions."""
+    """*query* (the rule's or its hunting query) with the rule's active exclusions (only
+    those in ``rule.exclusion_subset`` when it is set)."""
     entries, findings = load_exclusions(rule)
     errors = [f for f in findings if f.level == Level.ERROR]
     if errors:
         first = errors[0]
         raise InputError(f"{first.path}:{first.line}: {first.message}")
-    return apply(query, active(entries, today), rule.tables)
+    chosen = active(entries, today)
+    if rule.exclusion_subset is not None:
+        chosen = [e for e in chosen if e.name in rule.exclusion_subset]
+    return apply(query, chosen, rule.tables)

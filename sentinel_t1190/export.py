@@ -27,10 +27,13 @@ class ExportFormat(StrEnum):
     bicep = "bicep"
     yaml = "yaml"
     sigma = "sigma"
+    navigator = "navigator"
 
 
 SUFFIX = {ExportFormat.arm: ".json", ExportFormat.bicep: ".bicep", ExportFormat.yaml: ".yaml",
-          ExportFormat.sigma: ".yml"}
+          ExportFormat.sigma: ".yml", ExportFormat.navigator: ".json"}
+#: The one file ``--format navigator`` writes for the whole pack.
+NAVIGATOR_FILE = "attack-navigator-layer.json"
 ARM_SCHEMA = "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#"
 ARM_TYPE = "Microsoft.OperationalInsights/workspaces/providers/alertRules"
 #: The workspace is only referenced (``existing``); any GA api-version of it will do.
@@ -218,6 +221,10 @@ def render(rules: Sequence[Rule], fmt: ExportFormat) -> str:
         raise InputError("no rules to export")
     if fmt is ExportFormat.sigma:
         return _sigma_text(rules)
+    if fmt is ExportFormat.navigator:
+        from .navigator import layer_text
+
+        return layer_text(rules)
     if fmt is ExportFormat.arm:
         return arm_text(rules)
     if fmt is ExportFormat.bicep:
@@ -228,12 +235,16 @@ def render(rules: Sequence[Rule], fmt: ExportFormat) -> str:
 def files(rules: Sequence[Rule], formats: Iterable[ExportFormat]) -> dict[str, str]:
     """``{relative path: text}``: one file per rule per format (``arm/x.json`` when several
     formats are asked for, ``x.json`` for one). Sigma files only for the rules Sigma can
-    express (an error when it can express none of them)."""
+    express (an error when it can express none of them); navigator: one layer for all."""
     from .sigma import to_sigma
 
     chosen = list(dict.fromkeys(formats))
     out: dict[str, str] = {}
     for fmt in chosen:
+        if fmt is ExportFormat.navigator:
+            name = NAVIGATOR_FILE
+            out[f"{fmt.value}/{name}" if len(chosen) > 1 else name] = render(rules, fmt)
+            continue
         expressible = [r for r in rules if fmt is not ExportFormat.sigma or to_sigma(r)]
         if not expressible:
             _sigma_text(rules)  # raises, naming the rules

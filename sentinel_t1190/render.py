@@ -25,6 +25,8 @@ class OutputFormat(StrEnum):
     json = "json"
     ndjson = "ndjson"
     csv = "csv"
+    #: deploy / status / remove only (plans for pull-request comments).
+    markdown = "markdown"
 
 
 #: Width of tables written to a pipe or file (CI logs, ``less``, ``--out``): room for a hunt's
@@ -68,17 +70,19 @@ def rules(items: Sequence[Rule], fmt: OutputFormat, stream: IO[str]) -> None:
     if fmt in (OutputFormat.ndjson, OutputFormat.csv):
         flat = [{**s, **{k: ",".join(s[k]) for k in ("tactics", "techniques", "tables")}}
                 for s in summaries]
-        cols = ["id", "name", "severity", "tactics", "techniques", "tables"]
+        cols = ["id", "short_id", "name", "severity", "tactics", "techniques", "tables"]
         write_rows(flat if fmt is OutputFormat.csv else summaries, cols, fmt, stream)
         return
     from rich.table import Table
 
+    # The short id first (what --rule takes and people read); the GUID last, folded.
     table = Table(title=f"{len(items)} rule(s) in the pack")
-    for col in ("id", "name", "severity", "tactics", "techniques", "tables"):
-        table.add_column(col, overflow="fold", no_wrap=col in ("id", "severity"))
+    table.add_column("rule", no_wrap=True)
+    for col in ("name", "severity", "tactics", "techniques", "tables", "id"):
+        table.add_column(col, overflow="fold", no_wrap=col == "severity")
     for s in summaries:
-        table.add_row(s["id"], s["name"], s["severity"], ", ".join(s["tactics"]),
-                      ", ".join(s["techniques"]), ", ".join(s["tables"]))
+        table.add_row(s["short_id"], s["name"], s["severity"], ", ".join(s["tactics"]),
+                      ", ".join(s["techniques"]), ", ".join(s["tables"]), s["id"])
     _console(stream).print(table)
 
 
@@ -471,9 +475,68 @@ _STYLES = {"created": "green", "updated": "green", "unchanged": "dim", "in-sync"
 
 
 def _short(value: Any, width: int = 70) -> str:
-    text = "(absent)" if value is None else value if isinstance(value, str) else json.dumps(value)
+    text = "(absent)" if value is None else value if isinstance(value, str) else json.dumps(
+        value, ensure_ascii=False, default=str)
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+_DIFF_STYLES = {"-": "red", "+": "green", "@": "cyan"}
+
+
+def change_lines(change: dict[str, Any]) -> list[tuple[str, str]]:
+    """One change (``Change.to_dict()``) as lines to show, each with its style: a unified
+    diff for text, ``+added``/``-removed`` for lists, ``before → after`` for scalars."""
+    what = change.get("diff") or {}
+    field = change["field"]
+    if what.get("kind") == "text":
+        body = str(what["unified"]).splitlines()[2:]  # past the ---/+++ header
+        return [(f"{field}:", "bold"),
+                *((f"  {line}", _DIFF_STYLES.get(line[:1], "")) for line in body)]
+    if what.get("kind") == "list":
+        parts = [*(f"+{_short(v, 40)}" for v in what["added"]),
+                 *(f"-{_short(v, 40)}" for v in what["removed"])]
+        return [(f"{field}: {', '.join(parts)}", "")]
+    return [(f"{field}: {_short(change['from'])} → {_short(change['to'])}", "")]
+
+
+def _details(rule: dict[str, Any]) -> Any:
+    """The details cell: the reason, then each change; styles only reach a terminal."""
+    from rich.text import Text
+
+    text = Text()
+    lines = [(rule["reason"], "")] if rule.get("reason") else []
+    for change in rule.get("changes") or []:
+        lines += change_lines(change)
+    for i, (line, style) in enumerate(lines):
+        text.append(("\n" if i else "") + line, style)
+    return text
+
+
+def _markdown_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _rule_report_markdown(doc: dict[str, Any], key: str, title: str, stream: IO[str]) -> None:
+    """For pull-request comments: a table per rule, then each text change as a diff block."""
+    workspace = doc["workspace"]
+    stream.write(f"### {title}: workspace `{workspace['workspace']}` "
+                 f"(resource group `{workspace['resource_group']}`)\n\n"
+                 f"| rule | name | {key} | details |\n|---|---|---|---|\n")
+    blocks: list[str] = []
+    for r in doc["rules"]:
+        details = [r["reason"]] if r.get("reason") else []
+        for change in r.get("changes") or []:
+            if (change.get("diff") or {}).get("kind") == "text":
+                details.append(f"{change['field']}: see the diff below")
+                blocks.append(f"#### `{r.get('short_id') or r['id']}` {change['field']}\n\n"
+                              f"```diff\n{change['diff']['unified']}\n```\n")
+            else:
+                details += [line for line, _ in change_lines(change)]
+        cells = [r.get("short_id") or r["id"], r["name"], r[key], "<br>".join(details)]
+        stream.write("| " + " | ".join(_markdown_cell(str(c)) for c in cells) + " |\n")
+    for block in blocks:
+        stream.write("\n" + block)
 
 
 def _rule_report(doc: dict[str, Any], key: str, title: str, fmt: OutputFormat,
@@ -482,28 +545,29 @@ def _rule_report(doc: dict[str, Any], key: str, title: str, fmt: OutputFormat,
     if fmt is OutputFormat.json:
         write_json(doc, stream)
         return
+    if fmt is OutputFormat.markdown:
+        _rule_report_markdown(doc, key, title, stream)
+        return
     workspace = doc["workspace"]
     if fmt in (OutputFormat.ndjson, OutputFormat.csv):
         rows = [{"workspace": workspace["workspace"], **r} for r in doc["rules"]]
         if fmt is OutputFormat.csv:
             rows = [{**r, "changes": "; ".join(c["field"] for c in r.get("changes", []))}
                     for r in rows]
-        write_rows(rows, ["workspace", "id", "name", key, "reason", "changes"], fmt, stream)
+        write_rows(rows, ["workspace", "id", "short_id", "name", key, "reason", "changes"],
+                   fmt, stream)
         return
-    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=f"{title}: workspace {workspace['workspace']} "
                         f"(resource group {workspace['resource_group']})")
-    for col in ("rule", "name", key, "details"):
-        table.add_column(col, overflow="fold")
+    table.add_column("rule", overflow="fold", max_width=40)
+    table.add_column(key, no_wrap=True)
+    table.add_column("details", overflow="fold", min_width=30)
     for r in doc["rules"]:
-        details = [r["reason"]] if r.get("reason") else []
-        details += [f"{c['field']}: {_short(c['from'])} → {_short(c['to'])}"
-                    for c in r.get("changes", [])]
-        style = _STYLES.get(r[key], "")
-        table.add_row(r["id"], escape(r["name"]), f"[{style}]{r[key]}[/]" if style else r[key],
-                      escape("\n".join(details)))
+        table.add_row(Text(r.get("short_id") or r["id"]),
+                      Text(r[key], style=_STYLES.get(r[key], "")), _details(r))
     _console(stream).print(table)
 
 
@@ -512,7 +576,8 @@ def _rule_report(doc: dict[str, Any], key: str, title: str, fmt: OutputFormat,
 _FLEET_COLUMNS = ("subscription_id", "resource_group", "workspace", "status", "rule_id",
                   "rule_name", "action", "changes", "error")
 _STATUS_STYLE = {"created": "green", "updated": "cyan", "unchanged": "dim", "failed": "red",
-                 "skipped": "yellow", "would-create": "green", "would-update": "cyan",
+                 "skipped": "yellow", "refused": "red", "would-create": "green",
+                 "would-update": "cyan",
                  "pending": "magenta", "in-sync": "green", "drifted": "yellow",
                  "out-of-sync": "yellow", "missing": "red", "disabled": "yellow",
                  "auto-disabled": "red"}
@@ -590,18 +655,12 @@ def rollout_report(document: dict[str, Any], fmt: OutputFormat, stream: IO[str])
     if document.get("dry_run"):
         console.print(_fleet_table("fleet plan (dry run: nothing written)", rows, "action"))
     else:
-        # A refused rule (its table is missing there) is shown even where the rest is
-        # unchanged: with a pack of several rules, it is the only trace of the refusal.
-        shown = [r for r in rows if r["status"] != "unchanged" or r["action"] == "refused"]
+        shown = [r for r in rows if r["status"] != "unchanged"]
         if shown:
             console.print(_fleet_table("targets that changed or failed", shown, "action"))
     summary = {k: v for k, v in document["summary"].items()
-               if v or k in ("total", "failed")}
+               if v or k in ("total", "refused", "failed")}
     console.print(_counts_table("rollout summary (targets)", summary))
-    failed = document["summary"].get("failed", 0)
-    if failed:
-        console.print(f"[red]{failed} target(s) failed[/]: fix them, then run again with "
-                      "--resume REPORT to redo only those.")
 
 
 def fleet_status(document: dict[str, Any], fmt: OutputFormat, stream: IO[str]) -> None:

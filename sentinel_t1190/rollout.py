@@ -13,7 +13,7 @@ backs off on 5xx and connection errors, and :class:`~sentinel_t1190.azure.thrott
 ``x-ms-ratelimit-remaining-subscription-*`` budget runs low.
 
 ``prune`` deletes from each workspace the alert rules this tool deployed earlier (their name
-is in ``data/shipped_rule_ids.txt``, see :func:`sentinel_t1190.alert_rule.is_owned`) that are
+is in the pack's shipped-ids list, see :func:`sentinel_t1190.alert_rule.owned_ids`) that are
 no longer in the pack; nothing else is ever touched.
 """
 
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import deploy as _deploy
-from .alert_rule import is_owned, resource_name
+from .alert_rule import resource_name, shipped_rule_ids
 from .deploy import Action, RuleState, Target, WorkspaceClient
 from .errors import InputError, SentinelT1190Error
 from .files import atomic_open
@@ -67,7 +67,10 @@ class TargetStatus(StrEnum):
     UPDATED = "updated"
     UNCHANGED = "unchanged"
     FAILED = "failed"
-    #: Nothing was written because every rule was refused (e.g. the table is missing).
+    #: At least one rule was refused there (its table or columns are missing); the rules'
+    #: ``reason`` says why, the others were deployed as usual.
+    REFUSED = "refused"
+    #: Written by earlier versions when every rule was refused; read, never written now.
     SKIPPED = "skipped"
     WOULD_CREATE = "would-create"
     WOULD_UPDATE = "would-update"
@@ -77,8 +80,9 @@ class TargetStatus(StrEnum):
 
 #: Statuses ``--resume`` does not redo.
 DONE = frozenset({TargetStatus.CREATED, TargetStatus.UPDATED, TargetStatus.UNCHANGED,
-                  TargetStatus.SKIPPED})
-_SUMMARY_KEYS = ("created", "updated", "unchanged", "failed", "skipped")
+                  TargetStatus.REFUSED, TargetStatus.SKIPPED})
+#: ``skipped`` stays in the summary (always 0 now) so readers of the old shape keep working.
+_SUMMARY_KEYS = ("created", "updated", "unchanged", "refused", "failed", "skipped")
 _PLAN_KEYS = ("would-create", "would-update")
 
 
@@ -142,6 +146,14 @@ class RolloutReport:
     def failed(self) -> list[TargetResult]:
         return [r for r in self.targets if r.status is TargetStatus.FAILED]
 
+    @property
+    def refused(self) -> list[TargetResult]:
+        return [r for r in self.targets if r.status is TargetStatus.REFUSED]
+
+    @property
+    def pending(self) -> list[TargetResult]:
+        return [r for r in self.targets if r.status is TargetStatus.PENDING]
+
     def summary(self) -> dict[str, int]:
         counts = {"total": len(self.targets), **dict.fromkeys(_SUMMARY_KEYS, 0)}
         if self.dry_run:
@@ -197,11 +209,12 @@ def remaining_targets(targets: Sequence[Target], previous: RolloutReport) -> lis
 # --- one target ----------------------------------------------------------------------------
 
 
-def _prune(client: WorkspaceClient, keep: Collection[str], dry_run: bool) -> list[dict[str, Any]]:
+def _prune(client: WorkspaceClient, keep: Collection[str], owned: Collection[str],
+           dry_run: bool) -> list[dict[str, Any]]:
     removed: list[dict[str, Any]] = []
     for resource in client.list_rules():
         name = str(resource.get("name") or "").lower()
-        if not is_owned(name) or name in keep:
+        if name not in owned or name in keep:
             continue
         display = (resource.get("properties") or {}).get("displayName")
         action = ("would-delete" if dry_run
@@ -214,6 +227,8 @@ def _target_status(rules: Sequence[Mapping[str, Any]], pruned: Sequence[Mapping[
                    dry_run: bool) -> TargetStatus:
     actions = {str(r["action"]) for r in rules}
     prunes = {str(p["action"]) for p in pruned}
+    if Action.REFUSED in actions:
+        return TargetStatus.REFUSED
     if dry_run:
         if Action.WOULD_CREATE in actions:
             return TargetStatus.WOULD_CREATE
@@ -224,14 +239,13 @@ def _target_status(rules: Sequence[Mapping[str, Any]], pruned: Sequence[Mapping[
             return TargetStatus.CREATED
         if Action.UPDATED in actions or "deleted" in prunes:
             return TargetStatus.UPDATED
-    if actions and actions == {Action.REFUSED}:
-        return TargetStatus.SKIPPED
     return TargetStatus.UNCHANGED
 
 
 def deploy_target(target: Target, rules: Sequence[Rule], client_factory: ClientFactory, *,
                   dry_run: bool = False, disabled: bool = False, force: bool = False,
-                  prune: bool = False, keep: Collection[str] = ()) -> TargetResult:
+                  prune: bool = False, keep: Collection[str] = (),
+                  owned: Collection[str] | None = None) -> TargetResult:
     """Deploy *rules* to one target (and prune); every failure becomes a ``failed`` result."""
     started = time.monotonic()
     rule_docs: list[Mapping[str, Any]] = []
@@ -243,7 +257,8 @@ def deploy_target(target: Target, rules: Sequence[Rule], client_factory: ClientF
                                     force=force)
             rule_docs = [p.to_dict() for p in result.rules]
             if prune:
-                pruned = _prune(client, keep, dry_run)
+                pruned = _prune(client, keep,
+                                shipped_rule_ids() if owned is None else owned, dry_run)
         finally:
             _close(client)
     except SentinelT1190Error as exc:
@@ -254,11 +269,8 @@ def deploy_target(target: Target, rules: Sequence[Rule], client_factory: ClientF
     failed = [r for r in rule_docs if r["action"] == Action.FAILED]
     status = (TargetStatus.FAILED if failed
               else _target_status(rule_docs, pruned, dry_run))
-    error = None
-    if failed:
-        error = "; ".join(f"{r['name']}: {r['reason']}" for r in failed)
-    elif status is TargetStatus.SKIPPED:
-        error = "; ".join(f"{r['name']}: {r['reason']}" for r in rule_docs)
+    # A refusal is not an error: its reason stays with the rule, printed once.
+    error = "; ".join(f"{r['name']}: {r['reason']}" for r in failed) if failed else None
     return TargetResult(target, status, error, tuple(rule_docs), tuple(pruned),
                         "RuleFailed" if failed else None,
                         round(time.monotonic() - started, 3), _now())
@@ -308,8 +320,8 @@ def _fan_out(items: Sequence[T], work: Callable[[T], R], concurrency: int,
 def rollout(targets: Sequence[Target], rules: Sequence[Rule], client_factory: ClientFactory, *,
             concurrency: int = DEFAULT_CONCURRENCY, dry_run: bool = False,
             disabled: bool = False, force: bool = False, prune: bool = False,
-            keep_ids: Iterable[str] | None = None, report_path: Path | None = None,
-            resume_from: RolloutReport | None = None,
+            keep_ids: Iterable[str] | None = None, owned_ids: Collection[str] | None = None,
+            report_path: Path | None = None, resume_from: RolloutReport | None = None,
             on_result: Callable[[TargetResult], None] | None = None,
             throttle: ArmThrottle | None = None) -> RolloutReport:
     """Deploy *rules* to every target; return the report (also written to *report_path*).
@@ -317,7 +329,9 @@ def rollout(targets: Sequence[Target], rules: Sequence[Rule], client_factory: Cl
     *resume_from*: a previous report; its finished targets are kept as they were and not
     touched again, the rest (failed, pending, new) run. *prune* deletes rules the tool
     deployed whose ids are not in *keep_ids* (default: the ids of *rules* — pass the whole
-    pack's ids when *rules* is a selection). *on_result* is called in the calling thread as
+    pack's ids when *rules* is a selection) and are in *owned_ids* (default: the bundled
+    pack's shipped ids; :func:`~sentinel_t1190.alert_rule.owned_ids` of your own pack).
+    *on_result* is called in the calling thread as
     each target finishes (progress bars); *throttle* is only read for the report.
     """
     keep = {i.lower() for i in keep_ids} if keep_ids is not None else {
@@ -338,7 +352,8 @@ def rollout(targets: Sequence[Target], rules: Sequence[Rule], client_factory: Cl
 
     def work(index: int) -> TargetResult:
         return deploy_target(targets[index], rules, client_factory, dry_run=dry_run,
-                             disabled=disabled, force=force, prune=prune, keep=keep)
+                             disabled=disabled, force=force, prune=prune, keep=keep,
+                             owned=owned_ids)
 
     def done(position: int, result: TargetResult) -> None:
         with lock:
@@ -370,9 +385,12 @@ class TargetState:
 
     @property
     def state(self) -> str:
+        """failed, out-of-sync (drift, missing, disabled…), refused (only refusals), in-sync."""
         if self.result is None:
             return "failed"
-        return "in-sync" if self.result.in_sync else "out-of-sync"
+        if self.result.out_of_sync:
+            return "out-of-sync"
+        return "refused" if self.result.refused else "in-sync"
 
     def to_dict(self) -> dict[str, Any]:
         t = self.target
@@ -392,8 +410,12 @@ class FleetStatus:
     def in_sync(self) -> bool:
         return all(t.state == "in-sync" for t in self.targets)
 
+    def count(self, state: str) -> int:
+        return sum(1 for t in self.targets if t.state == state)
+
     def summary(self) -> dict[str, int]:
-        counts = {"total": len(self.targets), "in-sync": 0, "out-of-sync": 0, "failed": 0}
+        counts = {"total": len(self.targets), "in-sync": 0, "out-of-sync": 0, "refused": 0,
+                  "failed": 0}
         rules = dict.fromkeys((s.value for s in RuleState), 0)
         for t in self.targets:
             counts[t.state] += 1

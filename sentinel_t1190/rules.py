@@ -62,15 +62,24 @@ class Rule:
     data: Mapping[str, Any] = field(repr=False)
     lines: Mapping[Path_, int] = field(repr=False, compare=False)
     hunting: HuntingQuery | None = None
+    #: Compile in only the exclusion entries of these names (None: every active entry).
+    #: ``backtest`` measures each exclusion by running the rule with one entry at a time.
+    exclusion_subset: frozenset[str] | None = field(default=None, compare=False)
 
     def line_of(self, *key: str | int) -> int | None:
         """The line of *key* in the file, or of its nearest parent that has one."""
         return _line_of(self.lines, key)
 
+    @property
+    def short_id(self) -> str:
+        """The rule file's stem (``sql_injection_in_request``): what people type and read."""
+        return Path(self.path).stem
+
     def summary(self) -> dict[str, Any]:
-        """The ``rules`` JSON shape (shared/DESIGN.md §3)."""
+        """The ``rules`` JSON shape (shared/DESIGN.md §3), plus ``short_id``."""
         return {
-            "id": self.id, "name": self.name, "severity": self.severity,
+            "id": self.id, "short_id": self.short_id, "name": self.name,
+            "severity": self.severity,
             "tactics": list(self.tactics), "techniques": list(self.techniques),
             "tables": list(self.tables),
         }
@@ -98,25 +107,37 @@ class Pack:
 
     rules: tuple[Rule, ...]
     findings: tuple[Finding, ...] = ()
+    #: The folder holding ``analytics/`` and ``hunting/``.
+    root: Path | None = None
 
     def select(self, ids: Iterable[str] | None) -> tuple[Rule, ...]:
-        """The rules named by *ids* (id or unambiguous id prefix or file stem); all if None."""
+        """The rules named by *ids*: id, unambiguous id prefix, short id (the file stem) or
+        the rule's file (``x.yaml``, ``analytics/x.yaml``); all if None."""
         from .errors import InputError
 
         if not ids:
             return self.rules
         chosen: list[Rule] = []
-        for wanted in ids:
-            hits = [r for r in self.rules
-                    if wanted.lower() in (r.id.lower(), Path(r.path).stem.lower())
-                    or r.id.lower().startswith(wanted.lower())]
+        for given in ids:
+            wanted = _rule_name(given)
+            hits = [r for r in self.rules if wanted in (r.id.lower(), r.short_id.lower())]
+            if not hits and wanted:
+                hits = [r for r in self.rules if r.id.lower().startswith(wanted)]
             if len(hits) != 1:
-                known = ", ".join(f"{Path(r.path).stem} ({r.id})" for r in self.rules)
+                known = ", ".join(f"{r.short_id} ({r.id})" for r in self.rules)
                 what = "matches no rule" if not hits else "matches several rules"
-                raise InputError(f"--rule {wanted!r} {what}; the pack has: {known}")
+                raise InputError(f"--rule {given!r} {what}; the pack has: {known}")
             if hits[0] not in chosen:
                 chosen.append(hits[0])
         return tuple(chosen)
+
+
+def _rule_name(given: str) -> str:
+    """``--rule`` as typed, lower case, with a rule file's folder and extension dropped."""
+    name = given.strip().replace("\\", "/").rsplit("/", 1)[-1].lower()
+    for suffix in (".yaml", ".yml"):
+        name = name.removesuffix(suffix)
+    return name
 
 
 def _line_of(lines: Mapping[Path_, int], key: Path_) -> int | None:
@@ -214,24 +235,37 @@ def _yaml_files(folder: Path) -> list[Path]:
                   and not set(p.relative_to(folder).parts[:-1]) & set(COMPANION_DIRS))
 
 
-def rule_files(paths: Iterable[Path] | None = None) -> list[Path]:
-    """The analytic-rule files under *paths* (files or folders), default the pack."""
+def pack_dir(root: Path | None) -> Path:
+    """*root* checked to be a pack (a folder with ``analytics/``), or the bundled pack."""
+    from .errors import InputError
+
+    if root is None:
+        return default_pack_dir()
+    if not (root / "analytics").is_dir():
+        what = "does not exist" if not root.exists() else "has no analytics/ folder"
+        raise InputError(f"--pack {str(root)!r} is not a rule pack: it {what} "
+                         "(create one with 'sentinel-t1190 init DIR')")
+    return root
+
+
+def rule_files(paths: Iterable[Path] | None = None, *, root: Path | None = None) -> list[Path]:
+    """The analytic-rule files under *paths* (files or folders), default the pack at *root*."""
     if not paths:
-        return _yaml_files(default_pack_dir() / "analytics")
+        return _yaml_files(pack_dir(root) / "analytics")
     files: list[Path] = []
     for path in paths:
         files.extend(_yaml_files(path) if path.is_dir() else [path])
     return files
 
 
-def hunting_files() -> list[Path]:
-    """The pack's hunting-query files."""
-    return _yaml_files(default_pack_dir() / "hunting")
+def hunting_files(root: Path | None = None) -> list[Path]:
+    """The hunting-query files of the pack at *root* (default: the bundled pack)."""
+    return _yaml_files(pack_dir(root) / "hunting")
 
 
 def load_pack(root: Path | None = None) -> Pack:
     """Load ``analytics/`` and ``hunting/`` under *root* (default: the bundled pack)."""
-    root = root or default_pack_dir()
+    root = pack_dir(root)
     rules: list[Rule] = []
     findings: list[Finding] = []
     for path in _yaml_files(root / "analytics"):
@@ -246,7 +280,7 @@ def load_pack(root: Path | None = None) -> Pack:
         if query is not None and query.rule_id:
             hunting[query.rule_id.lower()] = query
     linked = tuple(_with_hunting(r, hunting.get(r.id.lower())) for r in rules)
-    return Pack(linked, tuple(findings))
+    return Pack(linked, tuple(findings), root)
 
 
 def _with_hunting(rule: Rule, query: HuntingQuery | None) -> Rule:

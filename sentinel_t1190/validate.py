@@ -774,14 +774,16 @@ def _is_hunting(path: Path, data: Mapping[str, Any]) -> bool:
     return path.resolve().parent.name.lower() == "hunting" or "analyticRuleId" in data
 
 
-def validate_paths(paths: Iterable[Path] | None = None) -> tuple[int, list[Finding]]:
+def validate_paths(paths: Iterable[Path] | None = None, *, root: Path | None = None
+                   ) -> tuple[int, list[Finding]]:
     """Load and validate rule and hunting files; return (files checked, findings).
 
-    Without *paths*: the pack's ``analytics/`` and ``hunting/``. A file is a hunting query
-    when it lies under a folder named ``hunting`` or has a top-level ``analyticRuleId``.
+    Without *paths*: ``analytics/`` and ``hunting/`` of the pack at *root* (default bundled).
+    A file is a hunting query when it lies under a folder named ``hunting`` or has a
+    top-level ``analyticRuleId``.
     """
     paths = list(paths or [])
-    files = rule_files(paths) if paths else [*rule_files(), *hunting_files()]
+    files = rule_files(paths) if paths else [*rule_files(root=root), *hunting_files(root)]
     rules: list[Rule] = []
     hunts: list[HuntingQuery] = []
     findings: list[Finding] = []
@@ -799,11 +801,11 @@ def validate_paths(paths: Iterable[Path] | None = None) -> tuple[int, list[Findi
             rules.append(rule)
     findings.extend(validate_rules(rules))
     if hunts:
-        pack_ids = [] if not paths else [r.id for r in _pack_rules()]
+        pack_ids = [] if not paths else [r.id for r in _pack_rules(root)]
         findings.extend(validate_hunting(hunts, [*(r.id for r in rules), *pack_ids]))
     return len(files), findings
 
 
-def _pack_rules() -> list[Rule]:
-    loaded = (load_rule(p)[0] for p in rule_files())
+def _pack_rules(root: Path | None) -> list[Rule]:
+    loaded = (load_rule(p)[0] for p in rule_files(root=root))
     return [r for r in loaded if r is not None]

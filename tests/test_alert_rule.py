@@ -179,7 +179,8 @@ def test_diff_finds_a_query_edit_and_field_changes() -> None:
     # entity mappings are compared ordered by type: Account sorts first
     assert changes["entityMappings[0].fieldMappings[0].columnName"].to_dict() == {
         "field": "entityMappings[0].fieldMappings[0].columnName",
-        "from": "AccountUpn", "to": "AccountName"}
+        "from": "AccountUpn", "to": "AccountName", "diff": {"kind": "value"}}
+    assert changes["query"].to_dict()["diff"]["kind"] == "text"
     assert changes["customDetails.ServerParent"] == Change(
         "customDetails.ServerParent", None, "InitiatingProcessParentFileName")
     assert changes["incidentConfiguration.groupingConfiguration.lookbackDuration"] == Change(

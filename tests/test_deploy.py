@@ -166,7 +166,8 @@ def test_dry_run_writes_nothing(az: Any, server: AzureServer, ws: Workspace) -> 
     run = az("deploy", "--dry-run", "--output", "json")
     rules = by_id(run.json())
     assert rules[SEED_ID]["action"] == "would-update"
-    assert rules[SEED_ID]["changes"] == [{"field": "severity", "from": "Low", "to": "High"}]
+    assert rules[SEED_ID]["changes"] == [{"field": "severity", "from": "Low", "to": "High",
+                                          "diff": {"kind": "value"}}]
     assert [rules[i]["action"] for i in COMPANION_IDS] == ["unchanged"] * len(COMPANION_IDS)
     assert len(rule_puts(server)) == len(PACK_IDS)
 
@@ -202,12 +203,60 @@ def test_status_reports_an_edit_behind_our_back_as_drift(az: Any, ws: Workspace)
     assert run.code == 1
     rules = by_id(run.json())
     assert rules[SEED_ID]["state"] == "drifted"
-    assert rules[SEED_ID]["changes"] == [{
-        "field": "query", "from": "DeviceProcessEvents | where FileName == 'cmd.exe'",
-        "to": deployed_query(seed()).strip()}]
+    (change,) = rules[SEED_ID]["changes"]
+    assert (change["field"], change["from"], change["to"]) == (
+        "query", "DeviceProcessEvents | where FileName == 'cmd.exe'",
+        deployed_query(seed()).strip())
+    assert change["diff"]["kind"] == "text"
+    assert change["diff"]["unified"].startswith("--- deployed\n+++ pack\n@@ ")
+    assert "\n-DeviceProcessEvents | where FileName == 'cmd.exe'" in change["diff"]["unified"]
     assert [rules[i]["state"] for i in COMPANION_IDS] == ["in-sync"] * len(COMPANION_IDS)
     table = az("status")
     assert table.code == 1 and "drifted" in table.stdout and "query:" in table.stdout
+    assert "exit 1: 1 rule(s) not in sync: 1 drifted" in table.stderr
+
+
+def _unboxed(table: str) -> str:
+    """A rich table's text without borders and spaces: folded cells read as one string."""
+    return "".join(table.replace("│", "").split())
+
+
+#: A one-character edit far along the SQL-injection rule's first line: a prefix of the
+#: line (what tables used to show) is the same on both sides.
+SQLI = "427d2c25-b200-43f2-8d98-fc3686ec3258"
+
+
+def _drift_sqli_first_line(ws: Workspace) -> tuple[str, str]:
+    query = ws.rules[SQLI]["properties"]["query"]
+    first, rest = query.split("\n", 1)
+    assert "xp_cmdshell" in first[60:]
+    edited = first.replace("xp_cmdshell", "xp_cmdshel")
+    ws.edit_rule(SQLI, query=edited + "\n" + rest)
+    return first, edited
+
+
+@pytest.mark.parametrize("command", [("deploy", "--dry-run"), ("status",)])
+def test_a_drifted_query_shows_its_changed_line(az: Any, ws: Workspace,
+                                                command: tuple[str, ...]) -> None:
+    assert az("deploy").code == 0
+    pack_line, deployed_line = _drift_sqli_first_line(ws)
+
+    (change,) = by_id(az(*command, "--rule", SQLI, "--output", "json").json())[SQLI]["changes"]
+    diff_lines = change["diff"]["unified"].splitlines()
+    assert ("-" + deployed_line) in diff_lines and ("+" + pack_line) in diff_lines
+    assert change["from"].startswith(deployed_line) and change["to"].startswith(pack_line)
+
+    table = az(*command, "--rule", "sql_injection_in_request")
+    assert table.code == (0 if command[0] == "deploy" else 1), table.stderr
+    flat = _unboxed(table.stdout)
+    assert "query:" in flat
+    assert _unboxed("-" + deployed_line) in flat and _unboxed("+" + pack_line) in flat
+
+    markdown = az(*command, "--rule", "sql_injection_in_request.yaml", "--output", "markdown")
+    assert "```diff\n--- deployed\n+++ pack\n" in markdown.stdout
+    assert f"\n-{deployed_line}\n" in markdown.stdout
+    assert f"\n+{pack_line}\n" in markdown.stdout
+    assert "| sql_injection_in_request |" in markdown.stdout
 
 
 def test_status_of_a_companion_rule_drifting(az: Any, ws: Workspace) -> None:
@@ -218,7 +267,8 @@ def test_status_of_a_companion_rule_drifting(az: Any, ws: Workspace) -> None:
     assert run.code == 1
     (rule,) = run.json()["rules"]
     assert (rule["id"], rule["state"]) == (sqli, "drifted")
-    assert rule["changes"] == [{"field": "severity", "from": "Low", "to": "Medium"}]
+    assert rule["changes"] == [{"field": "severity", "from": "Low", "to": "Medium",
+                                "diff": {"kind": "value"}}]
 
 
 def test_status_disabled_and_auto_disabled(az: Any, ws: Workspace) -> None:
@@ -262,14 +312,16 @@ def test_workspace_without_the_table_gets_a_refused_deploy(
     bare = server.add_workspace(name="noDefenderProcesses",
                                 tables=pack_tables("DeviceProcessEvents"))
     run = az("deploy", "--output", "json", workspace=bare)
-    assert run.code == 2
+    assert run.code == 1
     rules = by_id(run.json())
     rule = rules[SEED_ID]
     assert rule["action"] == "refused"
     assert "DeviceProcessEvents" in rule["reason"]
     assert "Failed to resolve table or column expression named 'DeviceProcessEvents'" in (
         rule["reason"])
-    assert f"rule {SEED_ID} refused" in run.stderr
+    # stderr says why the exit is 1, naming the rule; the reason is in the output, once.
+    assert "exit 1: 1 rule(s) refused: web_server_child_process" in run.stderr
+    assert "Failed to resolve" not in run.stderr
     # The rules whose tables are there proceed.
     assert [rules[i]["action"] for i in COMPANION_IDS] == ["created"] * len(COMPANION_IDS)
     assert sorted(bare.rules) == sorted(COMPANION_IDS)
@@ -286,12 +338,30 @@ def test_a_workspace_with_none_of_the_tables_refuses_every_rule(
         az: Any, server: AzureServer) -> None:
     bare = server.add_workspace(name="noDefender", tables={"SecurityEvent": {"Computer": "string"}})
     run = az("deploy", "--output", "json", workspace=bare)
-    assert run.code == 2
+    assert run.code == 1
     reasons = {r["id"]: r["reason"] for r in run.json()["rules"] if r["action"] == "refused"}
     assert sorted(reasons) == sorted(PACK_IDS)
     assert "'DeviceFileEvents'" in reasons["e7c48b62-1115-4cc1-8814-929c734334ff"]
     assert "'W3CIISLog'" in reasons["427d2c25-b200-43f2-8d98-fc3686ec3258"]
     assert server.writes == []
+    assert az("deploy", "--allow-refused", workspace=bare).code == 0
+
+
+def test_refused_reads_the_same_in_deploy_and_status(az: Any, server: AzureServer) -> None:
+    bare = server.add_workspace(name="noProcesses", tables=pack_tables("DeviceProcessEvents"))
+    deployed = by_id(az("deploy", "--output", "json", workspace=bare).json())[SEED_ID]
+    run = az("status", "--output", "json", workspace=bare)
+    assert run.code == 1
+    states = by_id(run.json())
+    assert (states[SEED_ID]["state"], states[SEED_ID]["reason"]) == (
+        "refused", deployed["reason"])
+    assert [states[i]["state"] for i in COMPANION_IDS] == ["in-sync"] * len(COMPANION_IDS)
+    assert "exit 1: 1 rule(s) refused: web_server_child_process" in run.stderr
+    assert az("status", "--allow-refused", workspace=bare).code == 0
+    # The table says it once, in the rule's row.
+    table = az("status", workspace=bare)
+    assert _unboxed(table.stdout).count("Failedtoresolve") == 1
+    assert "refused" in table.stdout and "missing" not in table.stdout
 
 
 def test_a_missing_column_refuses_the_rule(az: Any, server: AzureServer) -> None:

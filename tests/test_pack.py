@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
 from sentinel_t1190 import detection
+from sentinel_t1190.errors import InputError
 from sentinel_t1190.rules import load_pack
 
 
@@ -30,3 +36,31 @@ def test_seed_rule_fields() -> None:
     assert rule.data["customDetails"]["ExploitEvidence"] == "ExploitEvidence"
     grouping = rule.data["incidentConfiguration"]["groupingConfiguration"]
     assert grouping["groupByEntities"] == ["Host"]
+
+
+SQLI_ID = "427d2c25-b200-43f2-8d98-fc3686ec3258"
+
+
+@pytest.mark.parametrize("given", [
+    SQLI_ID, SQLI_ID.upper(), "427d2c25", "sql_injection_in_request",
+    "sql_injection_in_request.yaml", "analytics/sql_injection_in_request.yaml",
+    "SQL_Injection_In_Request.YML", "C:\\pack\\analytics\\sql_injection_in_request.yaml",
+])
+def test_rule_is_chosen_by_id_short_id_or_file(given: str) -> None:
+    (rule,) = load_pack().select([given])
+    assert (rule.id, rule.short_id) == (SQLI_ID, "sql_injection_in_request")
+
+
+@pytest.mark.parametrize("given", ["", "no_such_rule", "no_such_rule.yaml", "web"])
+def test_a_rule_name_matching_nothing_is_an_input_error(given: str) -> None:
+    with pytest.raises(InputError, match="the pack has: log4shell_jndi_lookup"):
+        load_pack().select([given])
+
+
+def test_short_ids_are_listed_first_by_rules(cli: Callable[..., Any]) -> None:
+    run = cli("rules", "--output", "json")
+    assert run.code == 0
+    short = {r["short_id"]: r["id"] for r in run.json()["rules"]}
+    assert short["sql_injection_in_request"] == SQLI_ID
+    table = cli("rules")
+    assert "sql_injection_in_request" in table.stdout

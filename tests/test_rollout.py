@@ -110,7 +110,8 @@ def test_fifty_targets_transient_faults_and_one_forbidden(
         doc = json.loads(report.read_text())
         assert run.json()["summary"] == doc["summary"]
         assert doc["summary"] == {"total": 50, "created": 49, "updated": 0, "unchanged": 0,
-                                  "failed": 1, "skipped": 0, "pending": 0, "pruned": 0}
+                                  "refused": 0, "failed": 1, "skipped": 0, "pending": 0,
+                                  "pruned": 0}
         failed = by_workspace(doc)[denied.name]
         assert failed["status"] == "failed"
         assert failed["error_type"] == "AuthError"
@@ -156,6 +157,8 @@ def test_resume_without_targets_uses_the_report_and_keeps_other_results(
         first = cli("rollout", "--targets", str(write_targets(tmp_path / "t.csv", fleet)),
                     "--report", str(report), "--output", "json", env=server.env)
         assert first.code == 1
+        assert f"exit 1: 1 workspace(s) failed; after fixing them: sentinel-t1190 rollout " \
+            f"--resume {report}" in first.stderr
         server.faults.clear()
         second = cli("rollout", "--resume", str(report), "--output", "json", env=server.env)
         assert second.code == 0, second.stderr
@@ -205,6 +208,50 @@ def test_killed_run_resumed_ends_with_every_target_done_once(
             assert server.done_writes(server.key(ws)) == len(PACK_IDS), ws.name
 
 
+def test_ctrl_c_names_the_report_to_resume(tmp_path: Path) -> None:
+    with FleetServer(tmp_path, latency=0.03) as server:
+        fleet = make_fleet(server, 40)
+        targets = write_targets(tmp_path / "targets.csv", fleet)
+        report = tmp_path / "my report.json"
+        env = {**os.environ, **server.env, "PYTHONPATH": str(ROOT)}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sentinel_t1190", "rollout", "--targets", str(targets),
+             "--report", str(report), "--concurrency", "2", "--output", "json"],
+            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not (
+                    report.exists() and load_report(report).summary()["created"] >= 2):
+                time.sleep(0.05)
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert process.returncode == 130, stderr
+    assert (f"interrupted: finished workspaces are in {report}; to do the rest: "
+            f"sentinel-t1190 rollout --resume '{report}'") in stderr
+    assert not load_report(report).complete
+
+
+def test_without_report_the_report_goes_to_the_state_folder(
+        cli: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    with FleetServer(tmp_path) as server:
+        fleet = make_fleet(server, 2)
+        targets = write_targets(tmp_path / "t.csv", fleet)
+        run = cli("rollout", "--targets", str(targets), "--output", "json",
+                  env={**server.env, "XDG_STATE_HOME": str(tmp_path / "state")})
+    assert run.code == 0, run.stderr
+    (report,) = (tmp_path / "state" / "sentinel-t1190" / "rollouts").glob("rollout-*.json")
+    assert json.loads(report.read_text())["summary"]["created"] == 2
+    assert f"report: {report}" in run.stderr
+    assert list(work.iterdir()) == []  # nothing left in the current folder
+
+
 def test_an_exception_mid_run_keeps_every_finished_target(tmp_path: Path) -> None:
     with FleetServer(tmp_path) as server:
         fleet = make_fleet(server, 12)
@@ -251,19 +298,21 @@ def test_dry_run_prints_the_fleet_plan_and_writes_nothing(
         rows = cli("rollout", "--targets", targets, "--dry-run", "--report",
                    str(tmp_path / "plan3.json"), "--output", "csv", env=server.env)
         assert server.done_writes() == 0
-    assert run.code == 0, run.stderr
+    assert run.code == 1, run.stderr
+    assert "exit 1: 2 workspace(s) refused a rule" in run.stderr
     doc = run.json()
     assert doc["dry_run"] is True
-    assert [t["status"] for t in doc["targets"]] == ["would-create", "would-create", "skipped"]
-    assert doc["summary"]["would-create"] == 2 and doc["summary"]["skipped"] == 1
+    assert [t["status"] for t in doc["targets"]] == ["would-create", "refused", "refused"]
+    assert doc["summary"]["would-create"] == 1 and doc["summary"]["refused"] == 2
     assert [r["action"] for r in doc["targets"][0]["rules"]] == ["would-create"] * len(PACK_IDS)
     partial = {r["id"]: r for r in doc["targets"][1]["rules"]}
     assert partial[RULE_ID]["action"] == "refused"
     assert "DeviceProcessEvents" in partial[RULE_ID]["reason"]
     assert [partial[i]["action"] for i in PACK_IDS if i != RULE_ID] == ["would-create"] * 3
     assert all(r["action"] == "refused" for r in doc["targets"][2]["rules"])
-    assert "DeviceProcessEvents" in doc["targets"][2]["error"]
-    assert "W3CIISLog" in doc["targets"][2]["error"]
+    reasons = " ".join(r["reason"] for r in doc["targets"][2]["rules"])
+    assert "DeviceProcessEvents" in reasons and "W3CIISLog" in reasons
+    assert doc["targets"][2]["error"] is None  # a refusal is not an error: said once, per rule
     assert "fleet plan (dry run: nothing written)" in table.stdout
     assert "ws-001" in table.stdout and "would-create" in table.stdout
     assert "refused" in table.stdout
@@ -287,13 +336,15 @@ def test_a_refused_rule_shows_even_where_the_rest_is_unchanged(
                     "--output", "json", env=server.env)
         again = cli("rollout", "--targets", targets, "--report", str(tmp_path / "2.json"),
                     env=server.env)
-    assert first.code == 0, first.stderr
-    assert [t["status"] for t in first.json()["targets"]] == ["created", "created"]
+    assert first.code == 1, first.stderr
+    assert [t["status"] for t in first.json()["targets"]] == ["created", "refused"]
+    assert first.json()["summary"]["refused"] == 1
     assert sorted(fleet[1].rules) == sorted(i for i in PACK_IDS if i != RULE_ID)
-    # Second run: both targets unchanged, yet the table still shows ws-001's refused rule.
-    assert again.code == 0, again.stderr
+    # Second run: ws-000 unchanged (not shown), ws-001 still refused: shown, with its reason.
+    assert again.code == 1, again.stderr
     text = " ".join(again.stdout.split())
     assert "ws-001" in text and "refused" in text and "ws-000" not in text
+    assert "exit 1: 1 workspace(s) refused a rule" in again.stderr
 
 
 def _foreign_rules(ws: Workspace) -> None:
@@ -370,7 +421,8 @@ def test_fleet_status_reports_every_workspace_and_rule(
                       "ws-001": ("out-of-sync", drifted), "ws-002": ("failed", []),
                       "ws-003": ("out-of-sync", ["missing"] * len(PACK_IDS))}
     (seed,) = [r for r in by_workspace(doc)["ws-001"]["rules"] if r["id"] == RULE_ID]
-    assert {"field": "queryFrequency", "from": "PT5H", "to": "PT1H"} in seed["changes"]
+    assert {"field": "queryFrequency", "from": "PT5H", "to": "PT1H",
+            "diff": {"kind": "value"}} in seed["changes"]
     assert "403" in by_workspace(doc)["ws-002"]["error"]
     assert doc["summary"]["failed"] == 1
     assert doc["summary"]["rules_missing"] == len(PACK_IDS)

@@ -64,7 +64,8 @@ app = typer.Typer(
 
 #: Command modules in the order --help lists them, imported for their @app.command
 #: registrations; a module not written yet is skipped.
-COMMAND_MODULES = ("pack", "test", "hunt", "deploy", "status", "remove", "rollout", "export")
+COMMAND_MODULES = ("pack", "test", "hunt", "backtest", "deploy", "status", "remove", "rollout",
+                   "export")
 
 
 def _version(value: bool) -> None:

@@ -6,18 +6,29 @@ import functools
 import logging
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Annotated, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from ..errors import ExitCode, SentinelT1190Error, internal_error_message
 from ..render import OutputFormat
 
+if TYPE_CHECKING:
+    from ..rules import Rule
+
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log what is being done (stderr).")]
 Debug = Annotated[bool, typer.Option("--debug", help="Log everything, and show tracebacks.")]
+def _no_markdown(value: OutputFormat) -> OutputFormat:
+    if value is OutputFormat.markdown:
+        raise typer.BadParameter("markdown is for deploy, status and remove; use table, json, "
+                                 "ndjson or csv")
+    return value
+
+
 Output = Annotated[
     OutputFormat,
     typer.Option(
@@ -25,6 +36,18 @@ Output = Annotated[
         "-o",
         metavar="FORMAT",
         help="table for people; json, ndjson or csv for machines.",
+        case_sensitive=False,
+        callback=_no_markdown,
+    ),
+]
+#: deploy / status / remove: also markdown (a plan with diffs for a pull-request comment).
+ReportOutput = Annotated[
+    OutputFormat,
+    typer.Option(
+        "--output",
+        "-o",
+        metavar="FORMAT",
+        help="table for people; markdown for pull requests; json, ndjson or csv for machines.",
         case_sensitive=False,
     ),
 ]
@@ -44,6 +67,18 @@ RuleIds = Annotated[
         "-r",
         metavar="ID",
         help="Rule id (or file name) to act on; repeat for several. Default: the whole pack.",
+    ),
+]
+
+PackDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--pack",
+        envvar="SENTINEL_T1190_PACK",
+        metavar="DIR",
+        file_okay=False,
+        help="Your own rule pack (analytics/ and hunting/, see 'init'). Default: the bundled "
+        "pack.",
     ),
 ]
 
@@ -70,6 +105,37 @@ def _stderr() -> Any:
 
 def warn(message: str) -> None:
     _stderr().print(f"[yellow]warning:[/] {message}", markup=True, soft_wrap=True)
+
+
+def note(message: str) -> None:
+    """One plain line on stderr: what happened, where a file went (stdout carries results)."""
+    typer.echo(message, err=True)
+
+
+def found(reason: str) -> ExitCode:
+    """Exit code 1, saying on stderr why: every exit 1 explains itself."""
+    note(f"exit 1: {reason}")
+    return ExitCode.FOUND
+
+
+def refused_summary(rules: Iterable[Rule]) -> str:
+    """Why exit 1, naming the refused rules (their reasons are in the output, once)."""
+    names = [r.short_id for r in rules]
+    return (f"{len(names)} rule(s) refused: {', '.join(names)} (reasons in the output; "
+            "--force deploys anyway, --allow-refused exits 0)")
+
+
+def not_in_sync(states: Iterable[str]) -> str:
+    """'3 rule(s) not in sync: 2 drifted, 1 missing'."""
+    counts = Counter(states)
+    return (f"{sum(counts.values())} rule(s) not in sync: "
+            + ", ".join(f"{n} {state}" for state, n in counts.items()))
+
+
+AllowRefused = Annotated[bool, typer.Option(
+    "--allow-refused",
+    help="Exit 0 when the only thing short of the pack is refused rules (a workspace that "
+    "lacks a rule's table by design); they are still reported.")]
 
 
 def command(func: F) -> F:

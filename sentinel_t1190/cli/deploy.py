@@ -11,12 +11,14 @@ from ..errors import ExitCode
 from ..render import OutputFormat
 from .app import app
 from .common import (
+    AllowRefused,
     ArmEndpoint,
     CloudOpt,
     Debug,
     LogsEndpoint,
     Out,
-    Output,
+    PackDir,
+    ReportOutput,
     ResourceGroup,
     RuleIds,
     SubscriptionId,
@@ -24,8 +26,9 @@ from .common import (
     Verbose,
     Workspace,
     command,
+    found,
     output_stream,
-    warn,
+    refused_summary,
 )
 
 if TYPE_CHECKING:
@@ -49,6 +52,7 @@ def deploy_command(
     resource_group: ResourceGroup,
     workspace: Workspace,
     rule: RuleIds = None,
+    pack_dir: PackDir = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Show the plan (created/updated with field diffs/unchanged); "
         "write nothing.")] = False,
@@ -57,7 +61,8 @@ def deploy_command(
     force: Annotated[bool, typer.Option(
         "--force", help="Deploy even when the workspace lacks a table or column the rule "
         "reads (Sentinel will auto-disable it).")] = False,
-    output: Output = OutputFormat.table,
+    allow_refused: AllowRefused = False,
+    output: ReportOutput = OutputFormat.table,
     out: Out = None,
     cloud: CloudOpt = "AzureCloud",
     tenant_id: TenantId = None,
@@ -69,22 +74,24 @@ def deploy_command(
     """Create or update the pack's rules in a Sentinel workspace, idempotently.
 
     Checks the workspace, Sentinel on it and each rule's table first; shows per rule
-    created / updated (with the changed fields) / unchanged / refused. Unchanged rules are
-    not written; every write is read back. Exit 2 when a rule is refused.
+    created / updated (with a diff of each changed field) / unchanged / refused (with the
+    reason). Unchanged rules are not written; every write is read back. Exit 1 when a rule is
+    refused (unless --allow-refused), 4 when a write failed.
     """
     from .. import api
     from ..deploy import Target, deploy
 
-    rules = api.load_pack().select(rule)
+    rules = api.load_pack(pack_dir).select(rule)
     target = Target(subscription_id, resource_group, workspace, tenant_id)
     with connect(target, cloud, arm_endpoint, logs_endpoint) as client:
         result = deploy(client, rules, dry_run=dry_run, disabled=disabled, force=force)
     with output_stream(out) as stream:
         render.deploy_result(result, output, stream)
-    for step in result.refused:
-        warn(f"rule {step.rule.id} refused: {step.reason}")
     for step in result.failed:
         typer.echo(f"error: rule {step.rule.id}: {step.reason}", err=True)
     if result.failed:
         return ExitCode.SERVICE
-    return ExitCode.USAGE if result.refused else ExitCode.OK
+    if result.refused and not allow_refused:
+        return found(refused_summary(r.rule for r in result.refused))
+    return ExitCode.OK
+

@@ -12,12 +12,13 @@ from .. import api, render
 from ..errors import ExitCode, InputError
 from ..export import ExportFormat
 from .app import app
-from .common import Debug, RuleIds, Verbose, command, output_stream
+from .common import Debug, PackDir, RuleIds, Verbose, command, output_stream
 
 Formats = Annotated[list[ExportFormat], typer.Option(
     "--format", "-f", case_sensitive=False,
     help="arm (ARM template), bicep, or yaml (normalised Azure-Sentinel YAML); repeat for "
-    "several with --out. sigma: a Sigma rule for each rule Sigma can express.")]
+    "several with --out. sigma: a Sigma rule for each rule Sigma can express. navigator: "
+    "one ATT&CK Navigator layer of the techniques the rules cover.")]
 OutDir = Annotated[Path | None, typer.Option(
     "--out", file_okay=False,
     help="Folder to write one file per rule into (per format in arm/, bicep/, yaml/ when "
@@ -29,19 +30,20 @@ OutDir = Annotated[Path | None, typer.Option(
 def export_command(
     formats: Formats,
     rule: RuleIds = None,
+    pack_dir: PackDir = None,
     out: OutDir = None,
     verbose: Verbose = False,
     debug: Debug = False,
 ) -> int:
     """Export rules as an ARM template (az deployment group create, Sentinel Repositories),
-    Bicep, or YAML.
+    Bicep, YAML, Sigma, or an ATT&CK Navigator layer.
 
     The templates take one parameter, `workspace`, and deploy each rule under its fixed id,
     with the same properties `deploy` sends.
     """
     from .. import export
 
-    rules = api.load_pack().select(rule)
+    rules = api.load_pack(pack_dir).select(rule)
     if out is not None:
         written = export.write(rules, formats, out)
         render.exported(written, out, sys.stderr)

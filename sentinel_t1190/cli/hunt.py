@@ -21,6 +21,7 @@ from .common import (
     LogsEndpoint,
     Out,
     Output,
+    PackDir,
     TenantId,
     Verbose,
     command,
@@ -29,7 +30,7 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from ..rules import Rule
+    from ..rules import Pack, Rule
 
 
 @app.command("hunt")
@@ -168,6 +169,7 @@ def hunt_command(
             help="Queries in flight at once (the Logs API allows 5 per identity).",
         ),
     ] = 5,
+    pack_dir: PackDir = None,
     cloud: CloudOpt = "AzureCloud",
     tenant_id: TenantId = None,
     logs_endpoint: LogsEndpoint = None,
@@ -184,6 +186,7 @@ def hunt_command(
     lookback.
     """
     paths = [*(local or []), *(files or [])]
+    pack = api.load_pack(pack_dir)
     if workspace_id:
         if sample or paths:
             raise InputError("give --workspace-id or --local/--sample, not both")
@@ -207,6 +210,7 @@ def hunt_command(
             logs_endpoint=logs_endpoint,
             output=output,
             out=out,
+            pack=pack,
         )
     for name, value in (("--state", state), ("--allow-partial", allow_partial)):
         if value:
@@ -223,7 +227,8 @@ def hunt_command(
     clock = parse_instant(now) if now else None
     with _progress(paths):
         results = api.hunt_local(
-            paths, rule_ids=rule, timespan=timespan, start=start, end=end, now=clock, sample=sample
+            paths, rule_ids=rule, timespan=timespan, start=start, end=end, now=clock,
+            sample=sample, pack=pack,
         )
     for result in results:
         for message in result.warnings:
@@ -281,6 +286,7 @@ def _hunt_live(
     logs_endpoint: str | None,
     output: OutputFormat,
     out: Path | None,
+    pack: Pack,
 ) -> int:
     import tempfile
 
@@ -326,6 +332,7 @@ def _hunt_live(
             overlap=overlap,
             options=options,
             request_timespan=lambda w: timespan_for(w.start, w.end),
+            pack=pack,
         )
         for result in results:
             # Nothing was searched anywhere: that failure is the whole answer (one line).

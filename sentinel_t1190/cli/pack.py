@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -11,19 +12,20 @@ from .. import api, render
 from ..errors import ExitCode
 from ..render import OutputFormat
 from .app import app
-from .common import Debug, Out, Output, Verbose, command, output_stream
+from .common import Debug, Out, Output, PackDir, Verbose, command, output_stream
 
 
 @app.command("rules")
 @command
 def rules_command(
+    pack_dir: PackDir = None,
     output: Output = OutputFormat.table,
     out: Out = None,
     verbose: Verbose = False,
     debug: Debug = False,
 ) -> int:
     """List the rules in the pack: id, name, severity, tactics, techniques, tables."""
-    pack = api.load_pack()
+    pack = api.load_pack(pack_dir)
     with output_stream(out) as stream:
         render.rules(pack.rules, output, stream)
     return ExitCode.OK
@@ -37,6 +39,7 @@ def validate_command(
         help="Analytic-rule or hunting-query files or folders (a file in a folder named "
         "hunting, or with an analyticRuleId, is a hunting query). Default: the pack's "
         "analytics/ and hunting/.")] = None,
+    pack_dir: PackDir = None,
     output: Output = OutputFormat.table,
     out: Out = None,
     verbose: Verbose = False,
@@ -46,7 +49,27 @@ def validate_command(
 
     Exits 1 when any rule has an error (warnings alone exit 0).
     """
-    checked, findings = api.validate(paths)
+    checked, findings = api.validate(paths, pack_root=pack_dir)
     with output_stream(out) as stream:
         render.findings(findings, checked, output, stream)
     return ExitCode.FOUND if any(f.level == "error" for f in findings) else ExitCode.OK
+
+
+@app.command("init")
+@command
+def init_command(
+    folder: Annotated[Path, typer.Argument(
+        metavar="DIR", help="New (or empty) folder to write the pack repository into.")],
+    verbose: Verbose = False,
+    debug: Debug = False,
+) -> int:
+    """Write a starter pack repository: the bundled rules, exclusion starters, fixtures and
+    hunting queries, its shipped-ids list, sample telemetry, a README, and CI (GitHub
+    Actions, Azure DevOps) that validates, tests and backtests pull requests and rolls out
+    on merge. Then use --pack DIR (or SENTINEL_T1190_PACK) with every rule command.
+    """
+    from ..starter import init_pack
+
+    written = init_pack(folder)
+    render.exported(written, folder, sys.stderr)
+    return ExitCode.OK

@@ -17,7 +17,8 @@ from .common import (
     Debug,
     LogsEndpoint,
     Out,
-    Output,
+    PackDir,
+    ReportOutput,
     ResourceGroup,
     RuleIds,
     SubscriptionId,
@@ -37,9 +38,10 @@ def remove_command(
     resource_group: ResourceGroup,
     workspace: Workspace,
     rule: RuleIds = None,
+    pack_dir: PackDir = None,
     yes: Annotated[bool, typer.Option(
         "--yes", "-y", help="Do not ask for confirmation (needed without a terminal).")] = False,
-    output: Output = OutputFormat.table,
+    output: ReportOutput = OutputFormat.table,
     out: Out = None,
     cloud: CloudOpt = "AzureCloud",
     tenant_id: TenantId = None,
@@ -52,7 +54,7 @@ def remove_command(
     from .. import api
     from ..deploy import Target, remove
 
-    rules = api.load_pack().select(rule)
+    rules = api.load_pack(pack_dir).select(rule)
     question = f"Delete {len(rules)} rule(s) from workspace {workspace!r}?"
     if not yes:
         if not sys.stdin.isatty():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -13,16 +15,21 @@ from ..errors import ExitCode, InputError
 from ..render import OutputFormat
 from .app import app
 from .common import (
+    AllowRefused,
     ArmEndpoint,
     CloudOpt,
     Debug,
     LogsEndpoint,
     Out,
     Output,
+    PackDir,
     RuleIds,
     TenantId,
     Verbose,
     command,
+    found,
+    not_in_sync,
+    note,
     output_stream,
 )
 
@@ -66,8 +73,27 @@ def _targets(targets: Path | None, discover: bool, subscriptions: list[str] | No
                      "(or --resume REPORT to finish an earlier run)")
 
 
+def reports_folder() -> Path:
+    """Where rollout reports go without --report: the user's state folder, never the cwd.
+
+    ``$XDG_STATE_HOME/sentinel-t1190/rollouts`` (default ``~/.local/state/…``); on Windows
+    ``%LOCALAPPDATA%\\sentinel-t1190\\rollouts``.
+    """
+    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        base = Path(os.environ["LOCALAPPDATA"])
+    else:
+        base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return base / "sentinel-t1190" / "rollouts"
+
+
 def _default_report() -> Path:
-    return Path(f"sentinel-t1190-rollout-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json")
+    folder = reports_folder()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create {folder} for the rollout report ({exc.strerror}); "
+                         "give --report FILE") from exc
+    return folder / f"rollout-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
 
 
 class _Progress:
@@ -112,6 +138,7 @@ def rollout_command(
     discover: Discover = False,
     subscription_id: DiscoverSubscriptions = None,
     rule: RuleIds = None,
+    pack_dir: PackDir = None,
     concurrency: Concurrency = 8,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print the fleet plan (target x rule x action); write nothing.")
@@ -119,7 +146,8 @@ def rollout_command(
     report: Annotated[Path | None, typer.Option(
         "--report", dir_okay=False, metavar="FILE",
         help="Where to keep the report, rewritten after every target. Default: the --resume "
-        "file, else sentinel-t1190-rollout-<UTC time>.json (none for --dry-run).")] = None,
+        "file, else rollout-<UTC time>.json in ~/.local/state/sentinel-t1190/rollouts "
+        "($XDG_STATE_HOME; none for --dry-run).")] = None,
     resume: Annotated[Path | None, typer.Option(
         "--resume", dir_okay=False, metavar="REPORT",
         help="Redo only the targets this earlier report lists as failed or not done.")] = None,
@@ -130,6 +158,7 @@ def rollout_command(
         "--disabled", help="Deploy the rules disabled.")] = False,
     force: Annotated[bool, typer.Option(
         "--force", help="Deploy even where the rule's table or columns are missing.")] = False,
+    allow_refused: AllowRefused = False,
     cloud: CloudOpt = "AzureCloud",
     tenant_id: TenantId = None,
     arm_endpoint: ArmEndpoint = None,
@@ -144,7 +173,8 @@ def rollout_command(
     Each workspace gets the same pre-flight, plan, write and read-back as `deploy`; one
     failing workspace never stops the others. The report (JSON) is rewritten after every
     workspace, so an interrupted run loses nothing: --resume REPORT then redoes only what
-    failed or never ran. Exit 1 if any workspace failed.
+    failed or never ran. Exit 1 if any workspace failed or refused a rule (unless
+    --allow-refused).
     """
     from ..rollout import load_report, remaining_targets
 
@@ -153,23 +183,51 @@ def rollout_command(
     fleet = _targets(targets, discover, subscription_id, azure, previous)
     report_path = report or resume or (None if dry_run else _default_report())
     todo = len(remaining_targets(fleet, previous)) if previous else len(fleet)
-    typer.echo(f"{len(fleet)} workspace(s), {todo} to do; report: {report_path or 'none'}",
-               err=True)
-    with _Progress(todo, dry_run) as progress:
-        result = api.run_rollout(
-            fleet, rule_ids=rule, concurrency=concurrency, dry_run=dry_run, disabled=disabled,
-            force=force, prune=prune, report_path=report_path, resume_from=previous,
-            cloud=cloud, arm_endpoint=arm_endpoint, logs_endpoint=logs_endpoint,
-            tenant_id=tenant_id, on_result=progress)
+    note(f"{len(fleet)} workspace(s), {todo} to do; report: {report_path or 'none (dry run)'}")
+    try:
+        with _Progress(todo, dry_run) as progress:
+            result = api.run_rollout(
+                fleet, rule_ids=rule, concurrency=concurrency, dry_run=dry_run,
+                disabled=disabled, force=force, prune=prune, report_path=report_path,
+                resume_from=previous, cloud=cloud, arm_endpoint=arm_endpoint,
+                logs_endpoint=logs_endpoint, tenant_id=tenant_id, on_result=progress,
+                pack=api.load_pack(pack_dir))
+    except KeyboardInterrupt:
+        if report_path is not None:
+            note(f"interrupted: finished workspaces are in {report_path}; to do the rest: "
+                 f"sentinel-t1190 rollout --resume {_quoted(report_path)}")
+        raise
     with output_stream(out) as stream:
         render.rollout_report(result.to_dict(), output, stream)
-    return ExitCode.FOUND if result.failed else ExitCode.OK
+    return _rollout_exit(result, report_path, allow_refused)
+
+
+def _quoted(path: Path) -> str:
+    import shlex
+
+    return shlex.quote(str(path))
+
+
+def _rollout_exit(result: RolloutReport, report_path: Path | None,
+                  allow_refused: bool) -> int:
+    """Exit 1 for failed workspaces (and refusals), saying why and how to resume."""
+    if report_path is not None:
+        note(f"report: {report_path}")
+    if result.failed:
+        hint = (f"; after fixing them: sentinel-t1190 rollout --resume {_quoted(report_path)}"
+                if report_path is not None else "")
+        return found(f"{len(result.failed)} workspace(s) failed{hint}")
+    if result.refused and not allow_refused:
+        return found(f"{len(result.refused)} workspace(s) refused a rule (reasons in the "
+                     "output; --force deploys anyway, --allow-refused exits 0)")
+    return ExitCode.OK
 
 
 def fleet_status(targets: Path | None, discover: bool, subscription_id: str | None,
                  resource_group: str | None, workspace: str | None, rule: list[str] | None,
                  concurrency: int, cloud: str, tenant_id: str | None, arm_endpoint: str | None,
-                 logs_endpoint: str | None, output: OutputFormat, out: Path | None) -> int:
+                 logs_endpoint: str | None, output: OutputFormat, out: Path | None,
+                 pack_dir: Path | None = None, allow_refused: bool = False) -> int:
     """`status --targets FILE | --discover`: every workspace's status in one table / JSON."""
     if resource_group or workspace:
         raise InputError("--resource-group/--workspace name one workspace; with --targets or "
@@ -182,7 +240,17 @@ def fleet_status(targets: Path | None, discover: bool, subscription_id: str | No
     fleet = _targets(targets, discover, subscriptions, azure, None)
     result = api.fleet_status(fleet, rule_ids=rule, concurrency=concurrency, cloud=cloud,
                               arm_endpoint=arm_endpoint, logs_endpoint=logs_endpoint,
-                              tenant_id=tenant_id)
+                              tenant_id=tenant_id, pack=api.load_pack(pack_dir))
     with output_stream(out) as stream:
         render.fleet_status(result.to_dict(), output, stream)
-    return ExitCode.OK if result.in_sync else ExitCode.FOUND
+    failed, drifted = result.count("failed"), result.count("out-of-sync")
+    if failed or drifted:
+        states = [s.state.value for t in result.targets if t.result
+                  for s in t.result.out_of_sync]
+        why = [f"{failed} workspace(s) could not be read"] if failed else []
+        why += [not_in_sync(states)] if states else []
+        return found("; ".join(why))
+    if result.count("refused") and not allow_refused:
+        return found(f"{result.count('refused')} workspace(s) have refused rules (reasons in "
+                     "the output; --allow-refused exits 0)")
+    return ExitCode.OK

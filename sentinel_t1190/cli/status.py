@@ -11,18 +11,23 @@ from ..errors import ExitCode, InputError
 from ..render import OutputFormat
 from .app import app
 from .common import (
+    AllowRefused,
     ArmEndpoint,
     CloudOpt,
     Debug,
     LogsEndpoint,
     Out,
-    Output,
+    PackDir,
+    ReportOutput,
     RuleIds,
     TenantId,
     Verbose,
     command,
+    found,
     from_command_line,
+    not_in_sync,
     output_stream,
+    refused_summary,
 )
 from .deploy import connect
 from .rollout import Concurrency, Discover, TargetsFile, fleet_status
@@ -46,10 +51,12 @@ def status_command(
     resource_group: OptResourceGroup = None,
     workspace: OptWorkspace = None,
     rule: RuleIds = None,
+    pack_dir: PackDir = None,
     targets: TargetsFile = None,
     discover: Discover = False,
     concurrency: Concurrency = 8,
-    output: Output = OutputFormat.table,
+    allow_refused: AllowRefused = False,
+    output: ReportOutput = OutputFormat.table,
     out: Out = None,
     cloud: CloudOpt = "AzureCloud",
     tenant_id: TenantId = None,
@@ -58,8 +65,10 @@ def status_command(
     verbose: Verbose = False,
     debug: Debug = False,
 ) -> int:
-    """Compare the deployed rules with the pack: in-sync, drifted (with the changed fields),
-    missing, disabled, auto-disabled. Exit 1 when any rule is not in sync.
+    """Compare the deployed rules with the pack: in-sync, drifted (with a diff of each
+    changed field), missing, refused (not deployed, and deploy refuses it there: the reason
+    says why), disabled, auto-disabled. Exit 1 when any rule is not in sync (refused ones
+    too, unless --allow-refused).
 
     One workspace (--subscription-id, --resource-group, --workspace), or a fleet:
     --targets FILE or --discover (--subscription-id then narrows the discovery).
@@ -74,14 +83,19 @@ def status_command(
             subscription_id = None  # AZURE_SUBSCRIPTION_ID names no fleet: a default only
         return fleet_status(targets, discover, subscription_id, resource_group, workspace,
                             rule, concurrency, cloud, tenant_id, arm_endpoint, logs_endpoint,
-                            output, out)
+                            output, out, pack_dir, allow_refused)
     if not (subscription_id and resource_group and workspace):
         raise InputError("give the workspace: --subscription-id, --resource-group and "
                          "--workspace")
-    rules = api.load_pack().select(rule)
+    rules = api.load_pack(pack_dir).select(rule)
     target = Target(subscription_id, resource_group, workspace, tenant_id)
     with connect(target, cloud, arm_endpoint, logs_endpoint) as client:
         result = status(client, rules)
     with output_stream(out) as stream:
         render.status_result(result, output, stream)
-    return ExitCode.OK if result.in_sync else ExitCode.FOUND
+    if result.out_of_sync:
+        return found(not_in_sync(s.state.value for s in result.out_of_sync) + " (see above)")
+    if result.refused and not allow_refused:
+        return found(refused_summary(s.rule for s in result.refused))
+    return ExitCode.OK
+

@@ -6,13 +6,14 @@ from .. import api, render
 from ..errors import ExitCode
 from ..render import OutputFormat
 from .app import app
-from .common import Debug, Out, Output, RuleIds, Verbose, command, output_stream
+from .common import Debug, Out, Output, PackDir, RuleIds, Verbose, command, output_stream
 
 
 @app.command("test")
 @command
 def test_command(
     rule: RuleIds = None,
+    pack_dir: PackDir = None,
     output: Output = OutputFormat.table,
     out: Out = None,
     verbose: Verbose = False,
@@ -23,7 +24,7 @@ def test_command(
     The query is the one deploy sends, exclusions included. A rule fails without at least
     one positive and one negative case. Exits 1 when any case or rule fails.
     """
-    document = api.test_rules(rule)
+    document = api.test_rules(rule, pack=api.load_pack(pack_dir))
     with output_stream(out) as stream:
         render.rule_tests(document, output, stream)
     return ExitCode.OK if document["passed"] else ExitCode.FOUND

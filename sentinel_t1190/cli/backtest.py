@@ -1,0 +1,71 @@
+"""`backtest`: the findings a change to the pack adds and removes, before it ships."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .. import api, reports
+from ..errors import ExitCode, InputError
+from ..reports import ReportFormat
+from ..timespan import parse_instant
+from .app import app
+from .common import Debug, Out, PackDir, RuleIds, Verbose, command, output_stream, warn
+
+ReportOutput = Annotated[ReportFormat, typer.Option(
+    "--output", "-o", metavar="FORMAT", case_sensitive=False,
+    help="table for people, json for machines, markdown for a pull-request comment.")]
+
+
+@app.command("backtest")
+@command
+def backtest_command(
+    baseline: Annotated[str, typer.Option(
+        "--baseline", "-b", metavar="DIR|GITREF",
+        help="What to compare with: another pack folder, or a git revision (origin/main, "
+        "HEAD~1, a tag) of the repository holding the pack.")],
+    local: Annotated[list[str] | None, typer.Option(
+        "--local", "-l", metavar="FILE",
+        help="Telemetry file both versions run over (as for hunt --local); repeat, or list "
+        "several after it.")] = None,
+    files: Annotated[list[str] | None, typer.Argument(
+        metavar="FILE", help="More files for --local.", show_default=False)] = None,
+    rule: RuleIds = None,
+    pack_dir: PackDir = None,
+    timespan: Annotated[str | None, typer.Option(
+        "--timespan", "-t", metavar="DURATION",
+        help="How far back from --end/--now: 24h, 7d, PT36H... [default: 7d]")] = None,
+    start: Annotated[str | None, typer.Option(
+        "--start", metavar="TIME", help="Window start (exclusive), ISO 8601.")] = None,
+    end: Annotated[str | None, typer.Option(
+        "--end", metavar="TIME", help="Window end (inclusive), ISO 8601. Default: now.")] = None,
+    now: Annotated[str | None, typer.Option(
+        "--now", metavar="TIME", help="Pin the clock (ISO 8601), e.g. for old exports.")] = None,
+    fail_on_added: Annotated[bool, typer.Option(
+        "--fail-on-added", help="Exit 1 when the change adds findings.")] = False,
+    fail_on_removed: Annotated[bool, typer.Option(
+        "--fail-on-removed", help="Exit 1 when the change removes findings.")] = False,
+    output: ReportOutput = ReportFormat.table,
+    out: Out = None,
+    verbose: Verbose = False,
+    debug: Debug = False,
+) -> int:
+    """Run the pack and a baseline over the same data: per rule the findings added,
+    removed and unchanged; per exclusion how many findings it suppresses (dead weight when
+    none, a possible blind spot when most).
+
+    Exit 1 with --fail-on-added / --fail-on-removed when that happens.
+    """
+    paths = [*(local or []), *(files or [])]
+    if files and not local:
+        raise InputError(f"unexpected argument {files[0]!r}; files go after --local")
+    result = api.backtest_local(
+        baseline, paths, rule_ids=rule, pack=api.load_pack(pack_dir), timespan=timespan,
+        start=start, end=end, now=parse_instant(now) if now else None)
+    for message in result.warnings:
+        warn(message)
+    with output_stream(out) as stream:
+        reports.backtest(result.to_dict(), output, stream)
+    failed = (fail_on_added and result.added) or (fail_on_removed and result.removed)
+    return ExitCode.FOUND if failed else ExitCode.OK

@@ -1,0 +1,199 @@
+"""`backtest`: the current pack against a baseline (folder or git revision) over local data."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sentinel_t1190.backtest import RunOutput, diff_rows
+from sentinel_t1190.reports import backtest_markdown, md
+from sentinel_t1190.rules import default_pack_dir
+
+CLOCK = "2026-01-15T12:00:00Z"  # the sample telemetry's clock
+SEED = "Web server process spawned a shell or attacker tool (T1190)"
+EXCLUSIONS = """exclusions:
+  - name: iis02-whoami
+    reason: monitoring probe runs whoami from the Default app pool
+    owner: web@example.com
+    device: web-iis-02.corp.example
+    parent: w3wp.exe
+    child: whoami.exe
+  - name: retired-host
+    reason: decommissioned server
+    owner: web@example.com
+    device: web-old-99.corp.example
+"""
+EXCLUDED = "analytics/exclusions/web_server_child_process.yaml"
+
+
+def git(folder: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@t",
+                    *args], check=True, capture_output=True)
+
+
+@pytest.fixture
+def pack(tmp_path: Path, cli: Callable[..., Any]) -> Path:
+    """A pack from `init`, committed in its own git repository."""
+    folder = tmp_path / "pack"
+    assert cli("init", str(folder)).code == 0
+    git(folder, "init", "-q")
+    git(folder, "add", "-A")
+    git(folder, "commit", "-qm", "starter pack")
+    return folder
+
+
+def backtest(cli: Callable[..., Any], pack: Path, *args: str) -> Any:
+    return cli("backtest", "--pack", str(pack), "--local",
+               str(pack / "telemetry/DeviceProcessEvents.csv"), "--now", CLOCK,
+               "--timespan", "30d", *args)
+
+
+def seed_hunt(cli: Callable[..., Any], pack: Path) -> list[dict[str, Any]]:
+    result = cli("hunt", "--pack", str(pack), "--local",
+                 str(pack / "telemetry/DeviceProcessEvents.csv"), "--now", CLOCK,
+                 "--timespan", "30d", "--output", "json")
+    assert result.code == 0, result.stderr
+    rows: list[dict[str, Any]] = result.json()["findings"]
+    return rows
+
+
+def test_an_exclusion_shows_as_exactly_its_findings_removed(pack: Path,
+                                                           cli: Callable[..., Any]) -> None:
+    before = seed_hunt(cli, pack)
+    (pack / EXCLUDED).write_text(EXCLUSIONS)
+    after = seed_hunt(cli, pack)
+    gone = [r for r in before if r not in after]
+    assert len(gone) == 3
+
+    result = backtest(cli, pack, "--baseline", "HEAD", "--output", "json")
+    assert result.code == 0, result.stderr
+    document = result.json()
+    assert document["baseline"]["kind"] == "git"
+    assert re.fullmatch(r"[0-9a-f]{40}", document["baseline"]["commit"])
+    assert document["complete"] is True
+    [seed] = [r for r in document["rules"] if r["name"] == SEED]
+    assert seed["status"] == "changed"
+    assert seed["removed"] == gone
+    assert seed["added"] == []
+    assert seed["unchanged"] == len(after)
+    assert {e["name"]: (e["suppressed"], e["flag"]) for e in seed["exclusions"]} == {
+        "iis02-whoami": (3, None), "retired-host": (0, "dead-weight")}
+    # rules without data in the files are reported as skipped, not as silently unchanged
+    skipped = [r for r in document["rules"] if r["status"] == "skipped"]
+    assert len(skipped) == 3 and all(r["unchanged"] == 0 for r in skipped)
+    assert "not backtested" in result.stderr
+
+    failing = backtest(cli, pack, "--baseline", "HEAD", "--fail-on-removed")
+    assert failing.code == 1
+    assert backtest(cli, pack, "--baseline", "HEAD", "--fail-on-added").code == 0
+
+
+def test_the_original_bundled_pack_as_a_folder_baseline(pack: Path,
+                                                        cli: Callable[..., Any]) -> None:
+    (pack / EXCLUDED).write_text(EXCLUSIONS)
+    result = backtest(cli, pack, "--baseline", str(default_pack_dir()), "--rule",
+                      "web_server_child_process", "--output", "json")
+    assert result.code == 0, result.stderr
+    [seed] = result.json()["rules"]
+    assert len(seed["removed"]) == 3
+    assert {r["DeviceName"] for r in seed["removed"]} == {"web-iis-02.corp.example"}
+
+    # the other way round the same findings come back: added
+    reverse = cli("backtest", "--pack", str(default_pack_dir()), "--baseline", str(pack),
+                  "--local", str(pack / "telemetry/DeviceProcessEvents.csv"), "--now", CLOCK,
+                  "--timespan", "30d", "--rule", "web_server_child_process",
+                  "--fail-on-added", "--output", "json")
+    assert reverse.code == 1
+    [seed_back] = reverse.json()["rules"]
+    assert seed_back["added"] == seed["removed"] and seed_back["removed"] == []
+
+
+def test_a_deleted_and_a_new_rule(pack: Path, tmp_path: Path, cli: Callable[..., Any]) -> None:
+    baseline = tmp_path / "baseline"
+    shutil.copytree(pack, baseline)
+    for folder in ("analytics", "hunting"):
+        (pack / folder / "web_server_child_process.yaml").rename(
+            pack / folder / "web_server_child_process.yaml.off")
+    result = backtest(cli, pack, "--baseline", str(baseline), "--output", "json")
+    assert result.code == 0, result.stderr
+    [deleted] = [r for r in result.json()["rules"] if r["status"] == "deleted"]
+    assert deleted["name"] == SEED and len(deleted["removed"]) == 38
+    reverse = cli("backtest", "--pack", str(baseline), "--baseline", str(pack), "--local",
+                  str(pack / "telemetry/DeviceProcessEvents.csv"), "--now", CLOCK,
+                  "--timespan", "30d", "--output", "json")
+    [new] = [r for r in reverse.json()["rules"] if r["status"] == "new"]
+    assert new["name"] == SEED and len(new["added"]) == 38
+
+
+@pytest.mark.parametrize("baseline", ["no-such-ref", "--upload-pack=touch"])
+def test_a_baseline_that_is_neither_folder_nor_revision(pack: Path, cli: Callable[..., Any],
+                                                        baseline: str) -> None:
+    result = backtest(cli, pack, f"--baseline={baseline}")
+    assert result.code == 2
+    assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
+
+
+def test_rows_are_compared_as_multisets_over_shared_columns() -> None:
+    row = {"Timestamp": "t1", "DeviceName": "a", "Extra": 1}
+    current = RunOutput(["Timestamp", "DeviceName", "Extra"],
+                        [row, row, {"Timestamp": "t2", "DeviceName": "b", "Extra": 2}])
+    baseline = RunOutput(["Timestamp", "DeviceName"],
+                         [{"Timestamp": "t1", "DeviceName": "a"},
+                          {"Timestamp": "t3", "DeviceName": "c"}])
+    added, removed, unchanged = diff_rows(current, baseline)
+    assert unchanged == 1
+    assert added == [row, {"Timestamp": "t2", "DeviceName": "b", "Extra": 2}]
+    assert removed == [{"Timestamp": "t3", "DeviceName": "c"}]
+
+
+def test_markdown_keeps_hostile_values_inside_their_cell() -> None:
+    hostile = "x | <img src=x onerror=alert(1)> [a](http://e.vil) @org/team `c`\n| forged |"
+    document = {
+        "baseline": {"kind": "folder", "path": "base"}, "window": {"start": "s", "end": "e"},
+        "complete": True, "warnings": [], "summary": {"added": 1, "removed": 0, "unchanged": 0},
+        "rules": [{"id": "r", "name": "rule <b>x</b>", "status": "changed",
+                   "added": [{"Timestamp": "t", "DeviceName": hostile, "AccountName": "a",
+                              "FileName": "f", "ExploitEvidence": "e"}],
+                   "removed": [], "unchanged": 0, "exclusions": []}]}
+    text = backtest_markdown(document)
+    # Rendered as GitHub would (CommonMark + tables; markdown-it-py comes with rich).
+    from html.parser import HTMLParser
+
+    from markdown_it import MarkdownIt
+
+    rendered = MarkdownIt("commonmark").enable("table").render(text)
+
+    class Cells(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tags: list[str] = []
+            self.rows: list[list[str]] = []
+
+        def handle_starttag(self, tag: str, attrs: Any) -> None:
+            self.tags.append(tag)
+            if tag == "tr":
+                self.rows.append([])
+            elif tag == "td":
+                self.rows[-1].append("")
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag == "td":
+                self.tags.append("/td")
+
+        def handle_data(self, data: str) -> None:
+            if self.tags and self.tags[-1] == "td" and self.rows:
+                self.rows[-1][-1] += data
+
+    parsed = Cells()
+    parsed.feed(rendered)
+    assert not {"img", "a", "b", "script", "code"} & set(parsed.tags)
+    [finding] = [row for row in parsed.rows if any("onerror" in c for c in row)]
+    assert len(finding) == 5
+    assert finding[1] == hostile.replace("\n", "\\x0a")
+    assert md("a|b") == "a\\|b"
