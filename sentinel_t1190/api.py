@@ -152,24 +152,31 @@ def hunt_live(
     options: LiveOptions | None = None,
     request_timespan: Callable[[Window], str | None] | None = None,
     pack: Pack | None = None,
+    source: dict[str, Any] | None = None,
 ) -> list[LiveHuntResult]:
     """Hunt live workspaces through the Logs Query API, one result per rule.
 
+    *client* may also be another engine running the same KQL (Defender XDR, a Data Explorer
+    cluster: :func:`hunt_defender`, :func:`hunt_cluster`); *source* then describes it and
+    *workspaces* are labels, not workspace IDs.
+
     Rows go to ``sink_for(rule)`` in *fmt* (ndjson or csv) as the slices finish. With
-    *state*, each rule's window starts where its last complete run ended minus *overlap*,
-    findings that run reported are not reported again, and the state is updated (in
-    memory; :meth:`HuntState.save` writes it) only when every workspace was complete.
+    *state*, each rule's window starts where its last complete run ended minus *overlap*
+    (at most as far back as the state remembers findings), findings reported before are
+    not reported again, and the state is updated (in memory; :meth:`HuntState.save` writes
+    it) only when every workspace was complete. Hold the state with
+    :func:`~sentinel_t1190.state.locked_state` so that two runs never share it.
     """
     from .livehunt import LiveOptions, hunt_workspaces
-    from .timespan import parse_duration
+    from .state import parse_overlap
 
     if not workspaces:
         raise InputError("give at least one --workspace-id")
-    for workspace in workspaces:
+    for workspace in workspaces if source is None else ():
         if not GUID.fullmatch(workspace):
             raise InputError(f"--workspace-id {workspace!r} is not a workspace ID (a GUID, "
                              "shown as 'Workspace ID' on the workspace's overview page)")
-    overlap_span = parse_duration(overlap)
+    overlap_span = parse_overlap(overlap)
     clock = now or datetime.now(UTC)
     rules = default_hunt_rules(pack or load_pack(), rule_ids)
     opts = options or LiveOptions()
@@ -187,10 +194,13 @@ def hunt_live(
                 raise InputError(f"nothing new to hunt: the last run ended at "
                                  f"{window.to_dict()['end']} or later")
             window = Window(resumed, window.end)
+        cut = state.overlap_cut(rule.id, overlap_span) if state else None
         result = hunt_workspaces(
             rule, list(dict.fromkeys(workspaces)), window, client, sink_for(rule), fmt,
             options=opts, reported=state.reported(rule.id) if state else frozenset(),
-            timespan=request_timespan)
+            timespan=request_timespan, source=source)
+        if cut:
+            result.warnings.append(cut)
         if state is not None:
             if result.complete:
                 state.record(rule.id, window.end, overlap_span, result.tally.keys)
@@ -199,6 +209,73 @@ def hunt_live(
                                        "incomplete, so the next run searches this window again")
         results.append(result)
     return results
+
+
+def hunt_defender(
+    sink_for: Callable[[Rule], RowSink],
+    fmt: OutputFormat,
+    *,
+    client: LogsQuerier,
+    tenant: str | None = None,
+    rule_ids: Sequence[str] | None = None,
+    timespan: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    now: datetime | None = None,
+    state: HuntState | None = None,
+    overlap: str = DEFAULT_OVERLAP,
+    options: LiveOptions | None = None,
+    pack: Pack | None = None,
+) -> list[LiveHuntResult]:
+    """Hunt tenant-wide through Defender XDR advanced hunting (Microsoft Graph).
+
+    *client* is an ``azure.graph.DefenderHuntingClient``. The same hunting queries, slicing,
+    state and classifier as :func:`hunt_live`; rules reading tables Defender XDR does not
+    have, and windows older than its 30 days of data, are refused before anything runs.
+    """
+    from .sources import DEFENDER_RETENTION, check_defender_tables
+    from .timespan import iso_z
+
+    clock = now or datetime.now(UTC)
+    check_defender_tables(default_hunt_rules(pack or load_pack(), rule_ids))
+    if state is None and resolve_window(clock, timespan, start, end).start < (
+            clock - DEFENDER_RETENTION):
+        raise InputError(f"Defender XDR keeps {DEFENDER_RETENTION.days} days of advanced "
+                         "hunting data: shorten --timespan/--start, or hunt the archive with "
+                         "--cluster URL --database DB")
+    return hunt_live(
+        ["defender"], sink_for, fmt, client=client, rule_ids=rule_ids, timespan=timespan,
+        start=start, end=end, now=clock, state=state, overlap=overlap, options=options,
+        request_timespan=lambda w: f"{iso_z(w.start)}/{iso_z(w.end)}", pack=pack,
+        source={"kind": "defender", "tenant": tenant})
+
+
+def hunt_cluster(
+    cluster: str,
+    database: str,
+    sink_for: Callable[[Rule], RowSink],
+    fmt: OutputFormat,
+    *,
+    client: LogsQuerier,
+    rule_ids: Sequence[str] | None = None,
+    timespan: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    now: datetime | None = None,
+    state: HuntState | None = None,
+    overlap: str = DEFAULT_OVERLAP,
+    options: LiveOptions | None = None,
+    pack: Pack | None = None,
+    table_map: dict[str, str] | None = None,
+) -> list[LiveHuntResult]:
+    """Hunt one database of an Azure Data Explorer cluster (``azure.kusto.KustoHuntingClient``):
+    the same KQL runs on the cluster, sliced and checked as :func:`hunt_live` does."""
+    return hunt_live(
+        [f"{cluster}/{database}"], sink_for, fmt, client=client, rule_ids=rule_ids,
+        timespan=timespan, start=start, end=end, now=now, state=state, overlap=overlap,
+        options=options, pack=pack,
+        source={"kind": "adx", "cluster": cluster, "database": database,
+                "table_map": dict(table_map or {})})
 
 
 def workspace_client(

@@ -211,11 +211,12 @@ class LocalEngine:
         self.close()
 
     def load(self, files: Sequence[LocalFile], required: Mapping[str, set[str]],
-             confirm: Callable[[str, set[str]], set[str]] | None = None) -> None:
+             confirm: Callable[[str, Path, set[str]], set[str]] | None = None) -> None:
         """Create a view per table over its files; *required* names columns a query needs.
 
-        *required* may be a cheap superset: *confirm(table, missing)*, when given, narrows the
-        columns a file lacks to those the query really reads before that is an error.
+        *required* may be a cheap superset: *confirm(table, path, missing)*, when given,
+        narrows the columns a file lacks to those the query really needs before that is an
+        error (the others are read as null).
         """
         if self.limited and any(_suffix(f.path) in _UNBUDGETED for f in files):
             self._lift_budget()
@@ -237,7 +238,7 @@ class LocalEngine:
         self.con.execute(f"CREATE OR REPLACE VIEW {_ident(table)} AS SELECT {cols} LIMIT 0")
 
     def _select(self, schema: TableSchema, path: Path, required: set[str],
-                confirm: Callable[[str, set[str]], set[str]] | None = None) -> str:
+                confirm: Callable[[str, Path, set[str]], set[str]] | None = None) -> str:
         suffix = _suffix(path)
         reader = _READERS[suffix].format(p=_literal(str(path)), c="")
         if suffix in (".csv", ".tsv") and _utf16(path):
@@ -268,7 +269,7 @@ class LocalEngine:
                 present[column] = folded[column.lower()][0]
         missing = required - present.keys()
         if missing and confirm is not None:
-            required = required - (missing - confirm(schema.name, missing))
+            required = required - (missing - confirm(schema.name, path, missing))
         _check_columns(schema, path, required, present, local_time)
         columns = []
         for column, kql_type in schema.columns.items():

@@ -75,6 +75,11 @@ COLUMNS: dict[str, dict[str, str]] = {
 }
 
 
+def exclusion_columns(table: str) -> set[str]:
+    """The columns of *table* that some exclusion entry can read."""
+    return {c for spec in COLUMNS.get(table, {}).values() for c in spec.split("\\")}
+
+
 @dataclass(frozen=True)
 class Condition:
     """One field of an entry: the field matches any of *values* under *op*."""

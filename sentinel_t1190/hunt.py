@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from . import detection
@@ -106,8 +107,16 @@ def _row_dict(columns: Sequence[str], row: Iterable[Any]) -> dict[str, Any]:
 
 
 def required_columns(rule: Rule, query: str) -> dict[str, set[str]]:
-    """Per table the rule reads: the schema columns its query names."""
+    """Per table the rule reads: the schema columns its query reads (needed or shown)."""
     return {t: columns_read(query, t) for t in rule.tables}
+
+
+def needed_columns(query: str, table: str) -> set[str]:
+    """The columns of *table* that decide which rows *query* returns (:mod:`lineage`)."""
+    from .lineage import table_uses
+
+    use = table_uses(query).get(table)
+    return set(use.needed) if use else set()
 
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -159,10 +168,19 @@ def hunt_local(
     if not {f.table for f in local} & set(rule.tables):
         held = ", ".join(sorted({f"{f.path} holds {f.table}" for f in local}))
         raise InputError(f"{held}; rule {rule.name!r} reads {', '.join(rule.tables)}")
+    warnings: list[str] = []
+
+    def confirm(table: str, path: Path, missing: set[str]) -> set[str]:
+        needed = missing & needed_columns(query, table)
+        shown = sorted(missing & columns_read(query, table) - needed)
+        if shown and not needed:
+            warnings.append(f"{path}: no {', '.join(shown)} column(s); the {table} query only "
+                            "shows them, so they are null in the findings")
+        return needed
+
     with LocalEngine() as engine:
         # The query is parsed for its exact columns only when a file lacks a mentioned one.
-        engine.load(local, mentioned_columns(rule, query),
-                    confirm=lambda table, missing: missing & required_columns(rule, query)[table])
+        engine.load(local, mentioned_columns(rule, query), confirm=confirm)
         for table in set(rule.tables) - {f.table for f in local}:
             engine.load_empty(table)
         columns, rows = engine.query(query, now=window.end)
@@ -173,6 +191,7 @@ def hunt_local(
         window=window,
         columns=columns,
         findings=findings,
+        warnings=warnings,
     )
     if rule.id == detection.RULE_ID:
         result.warnings.extend(check_labels(findings))

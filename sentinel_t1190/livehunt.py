@@ -66,6 +66,8 @@ class LiveOptions:
     cut_off_retries: int = 1
     #: Keep finding keys (for --state).
     track_keys: bool = False
+    #: CSV cells written as they are, formula prefixes included (``--csv-raw``).
+    raw_csv: bool = False
 
 
 @dataclass
@@ -241,7 +243,8 @@ def hunt_workspaces(
         for _attempt in range(1 + opts.cut_off_retries):
             data = _SliceData(tempfile.TemporaryFile("w+b"))  # noqa: SIM115
             handler = _RowHandler(data, fmt, workspace, several, check,
-                                  opts.track_keys or bool(reported), reported)
+                                  opts.track_keys or bool(reported), reported,
+                                  raw_csv=opts.raw_csv)
             try:
                 result = client.query(workspace, query, timespan=span,
                                       on_rows=handler.rows, on_columns=handler.columns)
@@ -287,7 +290,8 @@ def hunt_workspaces(
                 columns.extend(data.columns)
             if fmt is OutputFormat.csv and not header_written[0] and data.columns:
                 sink.write(RowFormatter(fmt, data.columns,
-                                        {"WorkspaceId": ""} if several else None).header())
+                                        {"WorkspaceId": ""} if several else None,
+                                        raw_csv=opts.raw_csv).header())
                 header_written[0] = True
             data.spool.seek(0)  # UTF-8: a block may end inside a character
             text = codecs.getincrementaldecoder("utf-8")()
@@ -320,10 +324,12 @@ class _RowHandler:
     """Per slice: count, drop already-reported findings, format into the spool."""
 
     def __init__(self, data: _SliceData, fmt: OutputFormat, workspace: str, tag: bool,
-                 check: bool, track_keys: bool, reported: frozenset[str]) -> None:
+                 check: bool, track_keys: bool, reported: frozenset[str], *,
+                 raw_csv: bool = False) -> None:
         # *tag*: add a WorkspaceId column (several workspaces); keys always include it.
         self.data, self.fmt, self.workspace, self.tag = data, fmt, workspace, tag
         self.check, self.track_keys, self.reported = check, track_keys, reported
+        self.raw_csv = raw_csv
         self.formatter: RowFormatter | None = None
         self.getters: dict[str, Callable[[Sequence[Any]], Any] | None] = {}
         #: Rows the service returned (before dropping already-reported ones), oldest time.
@@ -342,7 +348,7 @@ class _RowHandler:
         self.data.columns = list(names)
         self.formatter = RowFormatter(self.fmt, names,
                                       {"WorkspaceId": self.workspace} if self.tag else None,
-                                      types)
+                                      types, raw_csv=self.raw_csv)
         self.getters = {c: _column(names, c) for c in (
             detection.TIME_COLUMN, "DeviceName", "InitiatingProcessFileName", "FileName",
             "ExploitEvidence")}

@@ -13,6 +13,11 @@ string (a command line holding ``],[``) cannot parse, since the string would be 
 so a few earlier ``],[`` are tried. Anything else falls back to decoding one row at a time
 with the standard library, which is always exact (and accepts what orjson refuses, such as
 ``NaN`` or a lone surrogate escape).
+
+Nothing the service (or anything posing as it) sends is trusted: a body that is not exactly
+one result table — empty, ``{}``, no ``tables``, columns without names, rows with more or
+fewer cells than there are columns, a datetime cell that is no date — raises
+:class:`ResponseFormatError`, never another exception and never an empty "complete" result.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+from .errors import InputError
 
 #: Bytes buffered before a batch of rows is cut (128 KiB, about 450 rows of a hunt). Batches
 #: this small stay in the CPU caches and die young: 500,000 rows took a quarter less CPU than
@@ -42,6 +49,39 @@ RowsCallback = Callable[[list[list[Any]]], None]
 
 class ResponseFormatError(ValueError):
     """The body is not a Logs Query API response."""
+
+
+def describe_error(error: dict[str, Any]) -> str:
+    """``code: message (innermost message)`` of a Logs API error object."""
+    code, message = error.get("code") or "Error", error.get("message") or ""
+    inner: list[str] = []
+    for detail in [error, *_list(error.get("details"))]:
+        node = detail
+        while isinstance(node, dict) and node.get("innererror"):
+            node = node["innererror"]
+        if node is not detail and isinstance(node, dict) and node.get("message"):
+            inner.append(str(node["message"]))
+    text = f"{code}: {message}".rstrip(": ")
+    return f"{text} ({'; '.join(dict.fromkeys(inner))})" if inner else text
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _columns(value: Any) -> tuple[list[str], list[str]]:
+    """Names and types of a table's ``columns``: a non-empty list of ``{"name", "type"}``."""
+    if not isinstance(value, list) or not value:
+        raise ResponseFormatError("the result table has no columns")
+    names, types = [], []
+    for column in value:
+        name = column.get("name") if isinstance(column, dict) else None
+        kind = column.get("type", "") if isinstance(column, dict) else None
+        if not isinstance(name, str) or not isinstance(kind, str):
+            raise ResponseFormatError(f"unreadable column in the response: {column!r:.80}")
+        names.append(name)
+        types.append(kind)
+    return names, types
 
 
 @dataclass
@@ -122,14 +162,14 @@ class ResponseParser:
         if self._state == "head":
             self._find_rows()
         if self._state == "head":  # no rows array at all: a small document, parse it whole
-            self._finish(_text(self._buf))
+            self._finish(_text(self._buf), streamed=False)
             return self.result
         if self._state == "rows":
             self._cut_batches(exact=False)  # the bulk in one go, the last row(s) exactly
             self._decode_rows(final=True)
         if self._state != "tail":
             raise ResponseFormatError("the response ends inside its rows")
-        self._finish(self._head + "[]" + _text(self._buf))
+        self._finish(self._head + "[]" + _text(self._buf), streamed=True)
         return self.result
 
     def _join(self) -> None:
@@ -149,10 +189,9 @@ class ResponseParser:
             raise ResponseFormatError("the response has rows but no columns")
         try:
             columns, _ = _DECODER.raw_decode(head, cols.end())
-            names = [str(c["name"]) for c in columns]
-            types = [str(c.get("type", "")) for c in columns]
-        except (ValueError, KeyError, TypeError) as exc:
+        except ValueError as exc:
             raise ResponseFormatError(f"unreadable columns in the response: {exc}") from exc
+        names, types = _columns(columns)
         self.result.columns, self.result.types = names, types
         self._datetime_idx = [i for i, t in enumerate(types) if t == "datetime"]
         if self._on_columns:
@@ -196,7 +235,8 @@ class ResponseParser:
             buf = codecs.getincrementaldecoder("utf-8")().decode(data, final=final)
         except UnicodeDecodeError as exc:
             raise ResponseFormatError(f"the response is not UTF-8: {exc}") from None
-        pos, rows = 0, []
+        pos = 0
+        rows: list[list[Any]] = []
         while True:
             pos = _SPACE.match(buf, pos).end()  # type: ignore[union-attr]
             if pos < len(buf) and buf[pos] == "]":
@@ -214,6 +254,10 @@ class ResponseParser:
                 break
             if type(row) is not list:
                 raise ResponseFormatError("a row of the response is not an array")
+            if len(row) != len(self.result.columns):
+                raise ResponseFormatError(
+                    f"row {self.result.rows + len(rows) + 1} of the response has {len(row)} "
+                    f"cells for {len(self.result.columns)} columns")
             rows.append(row)
             pos = end
             if not final and len(rows) >= 10_000:
@@ -231,27 +275,48 @@ class ResponseParser:
                 if value.__class__ is str and len(value) == 28 and value[27] == "Z":
                     row[i] = value[:26] + "Z"  # the service's 100 ns ticks: the fast path
                 elif value.__class__ is not str or len(value) != 27:
-                    row[i] = normalize_datetime(value)
+                    try:
+                        row[i] = normalize_datetime(value)
+                    except InputError:
+                        raise ResponseFormatError(
+                            f"column {self.result.columns[i]!r:.60} holds {value!r:.60}, not a "
+                            "datetime") from None
         self.result.rows += len(rows)
         self._on_rows(rows)
 
-    def _finish(self, text: str) -> None:
+    def _finish(self, text: str, *, streamed: bool) -> None:
+        """Check the whole document (its rows, when *streamed*, replaced by ``[]``)."""
+        if not text.strip():
+            raise ResponseFormatError("the response is empty")
         try:
-            document = json.loads(text) if text.strip() else {}
+            document = json.loads(text)
         except ValueError as exc:
             raise ResponseFormatError(f"the response is not valid JSON: {exc}") from exc
         if not isinstance(document, dict):
             raise ResponseFormatError("the response is not a JSON object")
-        tables = document.get("tables") or []
-        self.result.tables = len(tables)
-        if tables and not self.result.columns:
-            first = tables[0]
-            self.result.columns = [str(c["name"]) for c in first.get("columns", [])]
-            self.result.types = [str(c.get("type", "")) for c in first.get("columns", [])]
-            if self._on_columns:
-                self._on_columns(self.result.columns, self.result.types)
         error = document.get("error")
-        self.result.error = error if isinstance(error, dict) else None
+        if error is not None and not isinstance(error, dict):
+            raise ResponseFormatError("the response's error is not an object")
+        tables = document.get("tables")
+        if not isinstance(tables, list) or not tables or not isinstance(tables[0], dict):
+            said = f" (it says {describe_error(error)})" if error else ""
+            raise ResponseFormatError(f"the response holds no result table{said}")
+        first = tables[0]
+        names, types = _columns(first.get("columns"))
+        rows = first.get("rows")
+        if streamed and (rows != [] or names != self.result.columns
+                         or types != self.result.types):
+            raise ResponseFormatError("the response's rows are not those of its first table")
+        if not isinstance(rows, list):
+            raise ResponseFormatError("the result table has no rows array")
+        if rows:  # rows not found by _ROWS_KEY (a key spelled with escapes): not read
+            raise ResponseFormatError("the response's rows could not be read")
+        self.result.tables = len(tables)
+        if not streamed:
+            self.result.columns, self.result.types = names, types
+            if self._on_columns:
+                self._on_columns(names, types)
+        self.result.error = error
 
 
 def _text(data: bytes) -> str:

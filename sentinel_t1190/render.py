@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from itertools import chain, repeat
 from operator import itemgetter
 from typing import IO, TYPE_CHECKING, Any
 
+from .safe_text import csv_cell, literal, markup, visible
+
 if TYPE_CHECKING:
     from pathlib import Path
 
     from rich.console import Console
+    from rich.text import Text
 
     from .deploy import DeployResult, RemoveResult, StatusResult
     from .hunt import HuntResult
@@ -47,16 +51,17 @@ def write_json(document: Any, stream: IO[str]) -> None:
 
 
 def write_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: OutputFormat,
-               stream: IO[str]) -> None:
-    """Rows as NDJSON (one object a line) or CSV (header from *columns*)."""
+               stream: IO[str], *, raw_csv: bool = False) -> None:
+    """Rows as NDJSON (one object a line) or CSV (header from *columns*).
+
+    CSV cells a spreadsheet would run as formulas are neutralised unless *raw_csv*.
+    """
     if fmt is OutputFormat.ndjson:
         for row in rows:
             stream.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
     else:
-        writer = csv.DictWriter(stream, fieldnames=list(columns), extrasaction="ignore",
-                                lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+        _write_csv(stream, chain([columns], ([row.get(c) for c in columns] for row in rows)),
+                   raw=raw_csv)
 
 
 # --- rules ---------------------------------------------------------------------------------
@@ -81,8 +86,9 @@ def rules(items: Sequence[Rule], fmt: OutputFormat, stream: IO[str]) -> None:
     for col in ("name", "severity", "tactics", "techniques", "tables", "id"):
         table.add_column(col, overflow="fold", no_wrap=col == "severity")
     for s in summaries:
-        table.add_row(s["short_id"], s["name"], s["severity"], ", ".join(s["tactics"]),
-                      ", ".join(s["techniques"]), ", ".join(s["tables"]), s["id"])
+        table.add_row(*map(literal, (s["short_id"], s["name"], s["severity"],
+                                     ", ".join(s["tactics"]), ", ".join(s["techniques"]),
+                                     ", ".join(s["tables"]), s["id"])))
     _console(stream).print(table)
 
 
@@ -99,14 +105,12 @@ def findings(items: Sequence[Finding], checked: int, fmt: OutputFormat, stream: 
     if fmt in (OutputFormat.ndjson, OutputFormat.csv):
         write_rows(docs, ["level", "code", "message", "path", "line", "rule_id"], fmt, stream)
         return
-    from rich.markup import escape
-
     console = _console(stream)
     for f in items:
         where = f"{f.path}:{f.line}" if f.line else (f.path or "-")
         style = "red" if f.level == "error" else "yellow"
-        console.print(f"{escape(where)}: [{style}]{f.level}[/] {escape(f'[{f.code}]')} "
-                      f"{escape(f.message)}", highlight=False, markup=True)
+        console.print(f"{markup(where)}: [{style}]{f.level}[/] {markup(f'[{f.code}]')} "
+                      f"{markup(f.message)}", highlight=False, markup=True)
     verdict = "[red]failed[/]" if errors else "[green]ok[/]"
     console.print(f"{checked} file(s) checked: {errors} error(s), {len(items) - errors} "
                   f"warning(s) — {verdict}")
@@ -118,7 +122,8 @@ _TABLE_COLUMNS = ("Timestamp", "DeviceName", "AccountName", "InitiatingProcessFi
                   "FileName", "ExploitEvidence", "ProcessCommandLine")
 
 
-def hunt(results: Sequence[HuntResult], fmt: OutputFormat, stream: IO[str]) -> None:
+def hunt(results: Sequence[HuntResult], fmt: OutputFormat, stream: IO[str], *,
+         raw_csv: bool = False) -> None:
     if fmt is OutputFormat.json:
         docs = [r.to_dict() for r in results]
         write_json(docs[0] if len(docs) == 1 else {"results": docs}, stream)
@@ -128,7 +133,7 @@ def hunt(results: Sequence[HuntResult], fmt: OutputFormat, stream: IO[str]) -> N
         for r in results:
             columns.extend(c for c in r.columns if c not in columns)
         rows = [row for r in results for row in r.findings]
-        write_rows(rows, columns, fmt, stream)
+        write_rows(rows, columns, fmt, stream, raw_csv=raw_csv)
         return
     console = _console(stream)
     for r in results:
@@ -145,13 +150,11 @@ _MAX_WIDTHS = {"DeviceName": 24, "AccountName": 16, "InitiatingProcessFileName":
                "FileName": 14, "ExploitEvidence": 12}
 
 
-def _cell(column: str, value: Any) -> str:
-    if value is None:
-        return ""
-    text = str(value)
+def _cell(column: str, value: Any) -> Text:
+    text = "" if value is None else str(value)
     if column == "Timestamp" and len(text) > 19 and text[10] == "T":
-        return text[:19].replace("T", " ")  # to the second; JSON/CSV keep the full value
-    return text
+        text = text[:19].replace("T", " ")  # to the second; JSON/CSV keep the full value
+    return literal(text)
 
 
 def _shown_columns(columns: Sequence[str]) -> list[str]:
@@ -165,12 +168,12 @@ def _shown_columns(columns: Sequence[str]) -> list[str]:
 def _findings_table(title: str, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> Any:
     from rich.table import Table
 
-    table = Table(title=title)
+    table = Table(title=literal(title))
     for col in columns:
         if col in _NO_WRAP:
-            table.add_column(_TABLE_HEADERS.get(col, col), no_wrap=True)
+            table.add_column(literal(_TABLE_HEADERS.get(col, col)), no_wrap=True)
         else:
-            table.add_column(_TABLE_HEADERS.get(col, col), overflow="fold",
+            table.add_column(literal(_TABLE_HEADERS.get(col, col)), overflow="fold",
                              max_width=_MAX_WIDTHS.get(col, 60))
     for row in rows:
         table.add_row(*(_cell(c, row.get(c)) for c in columns))
@@ -190,7 +193,7 @@ def _hunt_table(result: HuntResult, console: Console) -> None:
         counts.add_column("ExploitEvidence")
         counts.add_column("findings", justify="right")
         for label, n in summary.items():
-            counts.add_row(label, str(n))
+            counts.add_row(literal(label), str(n))
         console.print(counts)
     if not result.complete:
         console.print("[red]INCOMPLETE: some of the window was not searched (see warnings)[/]")
@@ -213,14 +216,16 @@ def rule_tests(document: dict[str, Any], fmt: OutputFormat, stream: IO[str]) -> 
     console = _console(stream)
     for r in document["rules"]:
         mark = "[green]PASS[/]" if r["passed"] else "[red]FAIL[/]"
-        console.print(f"{mark} {r['rule']['name']} ({r['rule']['id']})", highlight=False)
+        console.print(f"{mark} {markup(r['rule']['name'])} ({markup(r['rule']['id'])})",
+                      highlight=False)
         for problem in r["problems"]:
-            console.print(f"    [red]{problem}[/]", highlight=False)
+            console.print(f"    [red]{markup(problem)}[/]", highlight=False)
         for c in r["cases"]:
             sign = "[green]ok[/]  " if c["passed"] else "[red]FAIL[/]"
-            console.print(f"  {sign} {c['kind']}: {c['name']}", highlight=False)
+            console.print(f"  {sign} {markup(c['kind'])}: {markup(c['name'])}", highlight=False)
             if c["error"]:
-                console.print(f"       error: {c['error']}", highlight=False, markup=False)
+                console.print(f"       error: {visible(c['error'])}", highlight=False,
+                              markup=False)
             for label, rows in (("- expected, not found", c["missing"]),
                                 ("+ found, not expected", c["unexpected"])):
                 for row in rows:
@@ -252,16 +257,18 @@ class RowFormatter:
     as ``json.dumps(row_dict, ensure_ascii=False, separators=(",", ":"))``; floats always take
     the standard-library path, whose ``repr`` (``1e-05``) orjson does not write. *types* are
     the Logs API column types: columns of a type that cannot hold floats are not scanned.
+    CSV cells a spreadsheet would run as formulas are neutralised unless *raw_csv*.
     """
 
     def __init__(self, fmt: OutputFormat, columns: Sequence[str],
                  extra: dict[str, Any] | None = None,
-                 types: Sequence[str] | None = None) -> None:
+                 types: Sequence[str] | None = None, *, raw_csv: bool = False) -> None:
         if fmt not in (OutputFormat.ndjson, OutputFormat.csv):
             raise ValueError(f"rows stream as ndjson or csv, not {fmt}")
         self.fmt = fmt
         self.columns = list(columns)
         self.extra = dict(extra or {})
+        self.raw_csv = raw_csv
         self._encode = _json_token_encoder()
         keys = [json.dumps(c, ensure_ascii=False) + ":" for c in self.columns]
         tail = "".join("," + json.dumps(k, ensure_ascii=False) + ":"
@@ -286,7 +293,7 @@ class RowFormatter:
         """The CSV header line ('' for NDJSON)."""
         if self.fmt is not OutputFormat.csv:
             return ""
-        return _csv_text([[*self.columns, *self.extra]])
+        return _csv_text([[*self.columns, *self.extra]], raw=self.raw_csv)
 
     def rows(self, rows: Sequence[Sequence[Any]]) -> str:
         fast = self._orjson_lines(rows)
@@ -319,7 +326,7 @@ class RowFormatter:
             return ""
         if self.fmt is OutputFormat.csv:
             tail = list(self.extra.values())
-            return _csv_text([[*r, *tail] for r in rows] if tail else rows)
+            return _csv_text([[*r, *tail] for r in rows] if tail else rows, raw=self.raw_csv)
         width = len(self.columns)
         if set(map(len, rows)) != {width}:
             raise ValueError("a row does not have one value per column")
@@ -347,11 +354,16 @@ _NO_FLOATS = frozenset({"string", "datetime", "guid", "timespan", "bool", "boole
                         "long"})
 
 
-def _csv_text(rows: Sequence[Sequence[Any]]) -> str:
+def _write_csv(stream: IO[str], rows: Iterable[Sequence[Any]], *, raw: bool = False) -> None:
+    csv.writer(stream, lineterminator="\n").writerows(
+        rows if raw else ([*map(csv_cell, row)] for row in rows))
+
+
+def _csv_text(rows: Iterable[Sequence[Any]], *, raw: bool = False) -> str:
     import io
 
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    _write_csv(buffer, rows, raw=raw)
     return buffer.getvalue()
 
 
@@ -377,7 +389,7 @@ def hunt_live_summary(doc: dict[str, Any], stream: IO[str]) -> None:
     console = _console(stream)
     window = doc["window"]
     summary = doc["summary"]
-    console.print(f"[bold]{doc['rule']['name']}[/]\n{window['start']} → {window['end']}: "
+    console.print(f"[bold]{markup(doc['rule']['name'])}[/]\n{window['start']} → {window['end']}: "
                   f"{summary['total']} finding(s)", markup=True, highlight=False)
     for title, key in (("by ExploitEvidence", "by_evidence"), ("by device", "by_device"),
                        ("by parent process", "by_parent")):
@@ -394,14 +406,14 @@ def hunt_live_summary(doc: dict[str, Any], stream: IO[str]) -> None:
             seen = summary.get("devices", {}).get(label, {})
             extra = [seen.get("first_seen", ""), seen.get("last_seen", "")] \
                 if key == "by_device" else []
-            table.add_row(str(label), str(n), *extra)
+            table.add_row(literal(label), str(n), *map(literal, extra))
         console.print(table)
     workspaces = Table(title="workspaces")
     for col in ("workspace", "status", "findings", "queries", "detail"):
         workspaces.add_column(col, overflow="fold")
     for ws in doc.get("workspaces", []):
-        workspaces.add_row(ws["id"], ws["status"], str(ws["findings"]), str(ws["queries"]),
-                           "; ".join(ws.get("errors", [])))
+        workspaces.add_row(literal(ws["id"]), literal(ws["status"]), str(ws["findings"]),
+                           str(ws["queries"]), literal("; ".join(ws.get("errors", []))))
     console.print(workspaces)
     if not doc["complete"]:
         console.print("[red]INCOMPLETE: some of the window was not searched (see warnings)[/]")
@@ -509,32 +521,44 @@ def _details(rule: dict[str, Any]) -> Any:
     for change in rule.get("changes") or []:
         lines += change_lines(change)
     for i, (line, style) in enumerate(lines):
-        text.append(("\n" if i else "") + line, style)
+        text.append(("\n" if i else "") + visible(line), style)
     return text
 
 
 def _markdown_cell(text: str) -> str:
+    """Text as one markdown table cell: no markup, HTML or row break gets through."""
+    text = visible(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _fence(text: str) -> str:
+    """A code fence longer than any run of backticks in *text* (which cannot close it)."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
 
 
 def _rule_report_markdown(doc: dict[str, Any], key: str, title: str, stream: IO[str]) -> None:
     """For pull-request comments: a table per rule, then each text change as a diff block."""
     workspace = doc["workspace"]
-    stream.write(f"### {title}: workspace `{workspace['workspace']}` "
-                 f"(resource group `{workspace['resource_group']}`)\n\n"
+    stream.write(f"### {title}: workspace {_markdown_cell(workspace['workspace'])} "
+                 f"(resource group {_markdown_cell(workspace['resource_group'])})\n\n"
                  f"| rule | name | {key} | details |\n|---|---|---|---|\n")
     blocks: list[str] = []
     for r in doc["rules"]:
+        rule = r.get("short_id") or r["id"]
         details = [r["reason"]] if r.get("reason") else []
         for change in r.get("changes") or []:
             if (change.get("diff") or {}).get("kind") == "text":
                 details.append(f"{change['field']}: see the diff below")
-                blocks.append(f"#### `{r.get('short_id') or r['id']}` {change['field']}\n\n"
-                              f"```diff\n{change['diff']['unified']}\n```\n")
+                diff = visible(change["diff"]["unified"])
+                fence = _fence(diff)
+                blocks.append(f"#### {_markdown_cell(rule)}: {_markdown_cell(change['field'])}"
+                              f"\n\n{fence}diff\n{diff}\n{fence}\n")
             else:
                 details += [line for line, _ in change_lines(change)]
-        cells = [r.get("short_id") or r["id"], r["name"], r[key], "<br>".join(details)]
-        stream.write("| " + " | ".join(_markdown_cell(str(c)) for c in cells) + " |\n")
+        cells = [_markdown_cell(str(c)) for c in (rule, r["name"], r[key])]
+        cells.append("<br>".join(_markdown_cell(d) for d in details))
+        stream.write("| " + " | ".join(cells) + " |\n")
     for block in blocks:
         stream.write("\n" + block)
 
@@ -558,16 +582,15 @@ def _rule_report(doc: dict[str, Any], key: str, title: str, fmt: OutputFormat,
                    fmt, stream)
         return
     from rich.table import Table
-    from rich.text import Text
 
-    table = Table(title=f"{title}: workspace {workspace['workspace']} "
-                        f"(resource group {workspace['resource_group']})")
+    table = Table(title=literal(f"{title}: workspace {workspace['workspace']} "
+                                f"(resource group {workspace['resource_group']})"))
     table.add_column("rule", overflow="fold", max_width=40)
     table.add_column(key, no_wrap=True)
     table.add_column("details", overflow="fold", min_width=30)
     for r in doc["rules"]:
-        table.add_row(Text(r.get("short_id") or r["id"]),
-                      Text(r[key], style=_STYLES.get(r[key], "")), _details(r))
+        table.add_row(literal(r.get("short_id") or r["id"]),
+                      literal(r[key], _STYLES.get(r[key], "")), _details(r))
     _console(stream).print(table)
 
 
@@ -602,10 +625,8 @@ def _fleet_rows(targets: Sequence[dict[str, Any]], key: str) -> list[dict[str, A
     return rows
 
 
-def _styled(value: Any) -> str:
-    text = "" if value is None else str(value)
-    style = _STATUS_STYLE.get(text)
-    return f"[{style}]{text}[/]" if style else text.replace("[", "\\[")
+def _styled(value: Any) -> Text:
+    return literal(value, _STATUS_STYLE.get("" if value is None else str(value), ""))
 
 
 def _counts_table(title: str, counts: dict[str, int]) -> Any:
@@ -627,9 +648,10 @@ def _fleet_table(title: str, rows: Sequence[dict[str, Any]], action_header: str)
                        ("changed fields", 40), ("error / reason", 60)):
         table.add_column(col, overflow="fold", max_width=width)
     for r in rows:
-        table.add_row(r["subscription_id"], r["resource_group"], r["workspace"],
-                      _styled(r["status"]), _styled(r["rule_name"] or r["rule_id"] or ""),
-                      _styled(r["action"]), r["changes"], _styled(r["error"]))
+        table.add_row(literal(r["subscription_id"]), literal(r["resource_group"]),
+                      literal(r["workspace"]), _styled(r["status"]),
+                      _styled(r["rule_name"] or r["rule_id"] or ""), _styled(r["action"]),
+                      literal(r["changes"]), _styled(r["error"]))
     return table
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import html
 import re
-import unicodedata
 from collections.abc import Sequence
 from enum import StrEnum
 from typing import IO, Any
 
 from .render import _console, write_json
+from .safe_text import one_line
 
 #: At most this many findings per rule and side are listed in a markdown report (a pull
 #: request comment holds 65,536 characters); JSON always holds them all.
@@ -31,32 +31,18 @@ class ReportFormat(StrEnum):
     markdown = "markdown"
 
 
-def visible(value: Any) -> str:
-    """*value* as one line of text with control, format (bidi) and line characters escaped."""
-    if value is None:
-        return ""
-    out = []
-    for char in str(value):
-        if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
-            code = ord(char)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-        else:
-            out.append(char)
-    return "".join(out)
-
-
 _MD_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
 
 
 def md(value: Any) -> str:
     """*value* safe inside a markdown table cell."""
-    return _MD_PUNCTUATION.sub(r"\\\1", visible(value))
+    return _MD_PUNCTUATION.sub(r"\\\1", one_line(value))
 
 
 def _text(value: Any) -> Any:
     from rich.text import Text
 
-    return Text(visible(value))
+    return Text(one_line(value))
 
 
 def finding_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -111,7 +97,7 @@ def _backtest_tables(document: dict[str, Any], stream: IO[str]) -> None:
     from rich.table import Table
 
     console = _console(stream)
-    table = Table(title=_headline(document))
+    table = Table(title=_text(_headline(document)))
     for col in ("rule", "status", "added", "removed", "unchanged"):
         table.add_column(col, justify="right" if col in ("added", "removed", "unchanged")
                          else "left", overflow="fold")
@@ -133,7 +119,7 @@ def _backtest_tables(document: dict[str, Any], stream: IO[str]) -> None:
             if not rows:
                 continue
             columns = finding_columns(rows)
-            listing = Table(title=f"{side}: {len(rows)} finding(s) of {visible(rule['name'])}")
+            listing = Table(title=_text(f"{side}: {len(rows)} finding(s) of {rule['name']}"))
             for col in columns:
                 listing.add_column(col, overflow="fold", max_width=60)
             for row in rows:
@@ -166,7 +152,7 @@ def backtest_markdown(document: dict[str, Any]) -> str:
             columns = finding_columns(rows)
             # Inside an HTML block markdown escapes do not apply: HTML-escape there.
             lines += ["", f"<details><summary>{side}: {len(rows)} finding(s) of "
-                      f"{html.escape(visible(rule['name']))}</summary>", ""]
+                      f"{html.escape(one_line(rule['name']))}</summary>", ""]
             lines += _md_table(columns, [[row.get(c) for c in columns]
                                          for row in rows[:MARKDOWN_ROWS]])
             if len(rows) > MARKDOWN_ROWS:

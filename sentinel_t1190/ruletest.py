@@ -16,6 +16,12 @@ A rule ``analytics/<stem>.yaml`` has its cases in ``analytics/fixtures/<stem>.ya
         events: {...}
         expect_none: true                  # a negative case: no finding at all
 
+Every event must be one the rule can see: in a table the query reads, with only columns it
+reads, inside its time window at the case's clock. An event the rule can never see proves
+nothing (a negative case of such events passes whatever the rule does), so it is an error.
+A negative case marked ``outside_window: true`` is the one exception, turned around: it
+proves the window's edge, and each of its events must be outside the window.
+
 The query is :func:`compile.deployed_query` — the text ``deploy`` sends, exclusions
 included — so a case proves what Sentinel would alert on. Every rule needs at least one
 positive and one negative case.
@@ -33,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .lineage import TableUse
 from .rules import Rule, _read_yaml
 from .timespan import iso_z, parse_instant
 
@@ -53,6 +60,8 @@ class Case:
     now: datetime
     events: Mapping[str, Sequence[Mapping[str, Any]]]
     expect: tuple[Mapping[str, Any], ...]
+    #: The events are deliberately outside the query's window (a negative case).
+    outside_window: bool = False
 
     @property
     def positive(self) -> bool:
@@ -191,12 +200,95 @@ def _case(item: Any, where: str, rule: Rule) -> Case:
         raise InputError(f"{where}: `expect` is a list of findings (column: value)")
     if bool(expect) == bool(none):
         raise InputError(f"{where}: give either `expect` (findings) or `expect_none: true`")
+    outside = item.get("outside_window", False)
+    if not isinstance(outside, bool) or (outside and expect):
+        raise InputError(f"{where}: `outside_window: true` marks a negative case whose events "
+                         "are all outside the query's window")
     return Case(
         name=item["name"],
         now=_instant(item.get("now"), where),
         events={str(t): [_plain(r) for r in rows] for t, rows in events.items()},
         expect=tuple(_plain(e) for e in expect),
+        outside_window=outside,
     )
+
+
+# --- reachability ---------------------------------------------------------------------------
+
+
+def unseen_events(case: Case, uses: Mapping[str, TableUse]) -> list[str]:
+    """Why events of *case* can never be seen by the query whose table uses are *uses*.
+
+    An event is unseen when its table is not read, when it sets a column neither the query
+    nor an exclusion entry could read (fixtures may prepare events for exclusions a user
+    enables), or when no window of the query admits it at the case's clock. In an
+    ``outside_window`` case the last test is turned around. Events are numbered from 1 per
+    table, as they are listed.
+    """
+    from .exclusions import exclusion_columns
+
+    problems: list[str] = []
+    for table, rows in case.events.items():
+        use = uses.get(table)
+        if use is None:
+            if rows:
+                problems.append(f"{table}: the query does not read this table, so it never "
+                                f"sees these {len(rows)} event(s)")
+            continue
+        read = {c.lower() for c in use.read | exclusion_columns(table)}
+        unread: dict[str, list[str]] = {}
+        outside: dict[str, list[str]] = {}
+        inside: list[str] = []
+        for number, row in enumerate(rows, 1):
+            for key in row:
+                if str(key).lower() not in read:
+                    unread.setdefault(str(key), []).append(str(number))
+            why = _outside_window(row, use, case.now)
+            if why is None:
+                inside.append(str(number))
+            else:
+                reason, value = why
+                outside.setdefault(reason, []).append(f"{number} ({value})")
+        for column, numbers in unread.items():
+            problems.append(f"{table} event(s) {', '.join(numbers)}: the query does not read "
+                            f"column {column}")
+        if case.outside_window:
+            if inside:
+                problems.append(f"{table} event(s) {', '.join(inside)}: inside the query's "
+                                "window, in a case marked outside_window")
+        else:
+            problems.extend(f"{table} event(s) {', '.join(numbers)}: {reason}"
+                            for reason, numbers in outside.items())
+    return problems
+
+
+def _outside_window(row: Mapping[str, Any], use: TableUse, now: datetime
+                    ) -> tuple[str, str] | None:
+    """(why, the event's value) when no window of the query admits *row* at *now*; else None."""
+    found: tuple[str, str] | None = None
+    by_lower = {str(k).lower(): v for k, v in row.items()}
+    for window in use.windows:
+        for bound in window:
+            value = by_lower.get(bound.column.lower())
+            if value is None:
+                found = found or (f"no {bound.column}, so outside the query's window "
+                                  f"({bound.describe(now)} at now {_short(now)})", "null")
+                break
+            try:
+                moment = parse_instant(str(value))
+            except InputError:
+                return None  # the engine reports the bad value itself
+            if not bound.admits(moment, now):
+                found = found or (f"outside the query's window ({bound.describe(now)} at now "
+                                  f"{_short(now)})", _short(moment))
+                break
+        else:
+            return None
+    return found
+
+
+def _short(moment: datetime) -> str:
+    return iso_z(moment).replace(".000000Z", "Z")
 
 
 # --- running --------------------------------------------------------------------------------
@@ -217,11 +309,20 @@ def _compare(expect: Sequence[Mapping[str, Any]], got: Sequence[Mapping[str, Any
     return missing, [dict(r) for r in remaining]
 
 
-def run_case(rule: Rule, case: Case, query: str) -> CaseResult:
-    """Load *case*'s events into a fresh local engine and run *query* at the case's clock."""
+def run_case(rule: Rule, case: Case, query: str,
+             uses: Mapping[str, TableUse] | None = None) -> CaseResult:
+    """Load *case*'s events into a fresh local engine and run *query* at the case's clock.
+
+    *uses* (:func:`lineage.table_uses` of *query*), when given, first checks that the query
+    can see every event; a case with events it cannot see fails without running.
+    """
     from .engine import LocalEngine, LocalFile
 
     result = CaseResult(case)
+    unseen = unseen_events(case, uses) if uses is not None else []
+    if unseen:
+        result.error = "events the rule can never see: " + "; ".join(unseen)
+        return result
     try:
         with tempfile.TemporaryDirectory(prefix="st1190-case-") as folder, LocalEngine() as eng:
             files: list[LocalFile] = []
@@ -247,15 +348,17 @@ def run_case(rule: Rule, case: Case, query: str) -> CaseResult:
 def run_rule(rule: Rule, *, today: date | None = None) -> RuleTestResult:
     """Run every fixture case of *rule* against its deployed query (exclusions included)."""
     from .compile import deployed_query
+    from .lineage import table_uses
 
     cases, problems = load_cases(rule)
     result = RuleTestResult(rule, problems=problems)
     try:
         query = deployed_query(rule, today=today)
+        uses = table_uses(query)
     except InputError as exc:
         result.problems.append(f"cannot compile the deployed query: {exc}")
         return result
-    result.cases = [run_case(rule, case, query) for case in cases]
+    result.cases = [run_case(rule, case, query, uses) for case in cases]
     return result
 
 

@@ -6,9 +6,8 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
 
-from .errors import InputError, UnsupportedQueryError
+from .errors import InputError
 
 #: KQL type -> DuckDB type used when loading local files.
 DUCKDB_TYPES = {
@@ -45,47 +44,13 @@ def table_schema(name: str) -> TableSchema:
 
 
 def columns_read(kql: str, table: str) -> set[str]:
-    """The columns of *table* (per its bundled schema; none if it has none) that *kql* reads."""
-    schema = known_tables().get(table)
-    return set(referenced_columns(kql) & schema.columns.keys()) if schema else set()
+    """The columns of *table* (per its bundled schema; none if it has none) that *kql* reads.
 
-
-def referenced_columns(kql: str) -> frozenset[str]:
-    """Names the query reads as columns (and names it defines; callers intersect with a schema).
-
-    Walks duckdb-kql's typed IR, so it sees exactly what the engine will run. Cached: parsing
-    costs ~0.3 s and a rollout asks the same question for every workspace.
+    Per union branch: a name that is another branch's column, or an output name, is not a
+    column of this table (:mod:`lineage`).
     """
-    return _referenced_columns(kql)
+    from .lineage import table_uses
 
-
-@cache
-def _referenced_columns(kql: str) -> frozenset[str]:
-    import duckdb_kql
-    from duckdb_kql import ir
-    from duckdb_kql.lower import lower
-
-    try:
-        query = lower(kql)
-    except duckdb_kql.KqlUnsupportedError as exc:
-        raise UnsupportedQueryError(f"the local engine does not support this KQL: {exc}") from exc
-    except duckdb_kql.KqlError as exc:
-        raise InputError(f"the KQL does not parse: {exc}") from exc
-    names: set[str] = set()
-    seen: set[int] = set()
-
-    def walk(node: Any) -> None:
-        if id(node) in seen:
-            return
-        seen.add(id(node))
-        if isinstance(node, ir.ColumnRef | ir.LetRef):
-            names.add(node.name)
-        if isinstance(node, list | tuple):
-            for item in node:
-                walk(item)
-        elif hasattr(node, "__dataclass_fields__"):
-            for field_name in node.__dataclass_fields__:
-                walk(getattr(node, field_name))
-
-    walk(query)
-    return frozenset(names)
+    schema = known_tables().get(table)
+    use = table_uses(kql).get(table)
+    return use.read & schema.columns.keys() if schema and use else set()

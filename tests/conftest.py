@@ -43,3 +43,29 @@ def identity(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Identi
     signed_in = Identity(tmp_path / "identity", monkeypatch)
     yield signed_in
     signed_in.close()
+
+
+def table_column(text: str, header: str) -> str:
+    """The text under *header* in the first rich table of *text* that has that header.
+
+    Cells folded over several lines are joined, rows one after another, and whitespace is
+    dropped (wrapping eats spaces): enough to check what a table shows of a value without
+    depending on column widths. Compare with :func:`squashed`.
+    """
+    lines = text.splitlines()
+    start, index = next(
+        (i, cells.index(header)) for i, cells in
+        enumerate([part.strip() for part in line.split("┃")] for line in lines)
+        if header in cells)
+    body = []
+    for line in lines[start + 1:]:
+        if line.startswith("└"):
+            break
+        if line.startswith("│"):
+            body.append(line.split("│")[index])
+    return squashed("".join(body))
+
+
+def squashed(text: str) -> str:
+    """*text* without whitespace."""
+    return "".join(text.split())

@@ -305,6 +305,10 @@ def test_remove_without_a_terminal_needs_yes(az: Any, server: AzureServer) -> No
     assert run.code == 2
     assert "--yes" in run.stderr
     assert server.requests == []
+    # The question names what it would delete.
+    one = az("remove", "--rule", "sql_injection_in_request")
+    assert "Delete 1 rule(s) from workspace 'myWorkspace' (resource group 'myRg'): " \
+        "sql_injection_in_request (SQL injection" in one.stderr
 
 
 def test_workspace_without_the_table_gets_a_refused_deploy(
@@ -430,6 +434,15 @@ def test_no_credential_exits_3(az: Any, server: AzureServer, identity: Identity)
     assert server.requests == []
 
 
+def test_403_on_a_read_during_deploy_names_the_role_that_can_write(
+        az: Any, server: AzureServer) -> None:
+    server.inject(fail(403, times=-1, code="AuthorizationFailed",
+                       message="The client does not have authorization to perform action"))
+    run = az("deploy")
+    assert run.code == 3
+    assert "Microsoft Sentinel Contributor to deploy" in run.stderr
+
+
 def test_403_on_write_names_the_contributor_role(az: Any, server: AzureServer) -> None:
     server.inject(fail(403, times=-1, method="PUT", code="AuthorizationFailed",
                        message="does not have authorization to perform action 'write'"))
@@ -515,3 +528,14 @@ def test_verbose_shows_http_calls_without_the_token(az: Any, server: AzureServer
     assert "Bearer" not in output
     assert f"PUT{server.arm_endpoint}/subscriptions/" in output and "->201" in output
     assert f"POST{server.logs_endpoint}/workspaces/" in output and "/query->200" in output
+
+
+def test_markdown_keeps_a_hostile_deployed_query_inside_its_block(
+        az: Any, ws: Workspace) -> None:
+    assert az("deploy", "--rule", SQLI).code == 0
+    ws.edit_rule(SQLI, query="W3CIISLog\n````\n<img src=x onerror=alert(1)>\n| x | y\u202e")
+    out = az("status", "--rule", SQLI, "--output", "markdown").stdout
+    block = out.split("`````diff\n", 1)[1].split("\n`````\n", 1)[0]  # a fence of 5 > 4
+    assert "-````" in block and "\n+let Sqli" in block and "<U+202E>" in block
+    row = next(line for line in out.splitlines() if line.startswith("| sql_injection"))
+    assert "<img" not in out.replace(block, "") and row.count(" | ") == 3

@@ -6,6 +6,7 @@ seed's KQL returns" is checked against the local engine running the same query.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ from random import Random
 from typing import Any
 
 import pytest
+from conftest import squashed, table_column
 
 from sentinel_t1190 import api
 from sentinel_t1190.azure.clouds import resolve_cloud
@@ -32,6 +34,7 @@ from tests.logs_server import (
     Scripted,
     engine_error,
     error_body,
+    partial_error,
 )
 
 WS1 = "11111111-1111-1111-1111-111111111111"
@@ -372,3 +375,45 @@ def test_no_credential_is_one_error_line_and_nothing_on_stdout(
     assert run.stdout == ""
     assert run.stderr.count("\n") == 1 and run.stderr.startswith("error: ")
     assert "--debug shows why each credential failed" in run.stderr
+
+
+# --- attacker-controlled text in live output (DESIGN §7) -------------------------------------
+
+
+def _hostile_workspace(server: LogsServer, tmp_path: Path) -> None:
+    """WS2: the sample, plus a finding whose command line holds markup and escape codes."""
+    lines = Path(sample_files()[0]).read_text(encoding="utf-8").splitlines()
+    header = lines[0].split(",")
+    row = dict.fromkeys(header, "")
+    row.update({"Timestamp": "2026-01-15T06:00:00.0000000Z", "DeviceName": "web-[01]",
+                "FileName": "powershell.exe", "InitiatingProcessFileName": "w3wp.exe",
+                "ProcessCommandLine": "powershell [/] [char]105 \x1b]0;x\x07 \u202etxt.exe",
+                "ProcessId": "1", "InitiatingProcessId": "2", "ReportId": "3"})
+    path = tmp_path / "hostile.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header)
+        writer.writeheader()
+        writer.writerow(row)
+    server.add_csv_workspace(WS2, str(path))
+
+
+def test_state_run_with_markup_in_a_command_line_prints_it_and_saves_state(
+        server: LogsServer, cli: Any, tmp_path: Path) -> None:
+    _hostile_workspace(server, tmp_path)
+    state = tmp_path / "state.json"
+    run = live(server, "--workspace-id", WS2, "--timespan", "1d", "--state", str(state), cli=cli)
+    assert run.code == 0, (run.stderr, run.exception)
+    assert table_column(run.stdout, "Command line") == squashed(
+        "powershell [/] [char]105 <U+001B>]0;x<U+0007> <U+202E>txt.exe")
+    assert table_column(run.stdout, "Device") == squashed("web-[01]")
+    assert "\x1b" not in run.stdout and "\u202e" not in run.stdout
+    assert json.loads(state.read_text())["rules"]
+
+
+def test_service_messages_with_brackets_in_warnings(server: LogsServer, cli: Any) -> None:
+    server.add_reply(Scripted(200, b"", partial=partial_error(
+        "-1", "bad [/] value [bold]x\x1b[2J")))
+    run = live(server, "--workspace-id", WS1, "--timespan", "1d", "--allow-partial", cli=cli)
+    assert run.code == 0, (run.stderr, run.exception)
+    assert "bad [/] value [bold]x<U+001B>[2J" in " ".join(run.stderr.split())
+    assert "\x1b" not in run.stderr

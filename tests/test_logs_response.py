@@ -82,11 +82,56 @@ def test_the_reference_success_example() -> None:
     assert result.error is None
 
 
-def test_empty_and_tableless_answers() -> None:
+def test_an_empty_result_table_is_a_result() -> None:
     got, result = parse(body([]), 3)
     assert got == [] and result.rows == 0 and len(result.columns) == len(COLUMNS)
-    got, result = parse(b'{"tables":[]}', 2)
-    assert got == [] and result.tables == 0 and result.columns == []
+    assert result.tables == 1
+
+
+TWO_COLUMNS = '"columns":[{"name":"a","type":"string"},{"name":"b","type":"string"}]'
+MALFORMED = {
+    "empty body": ("", "empty"),
+    "whitespace": ("  \n", "empty"),
+    "empty object": ("{}", "no result table"),
+    "no tables": ('{"tables":[]}', "no result table"),
+    "tables null": ('{"tables":null}', "no result table"),
+    "tables not a list": ('{"tables":7}', "no result table"),
+    "table not an object": ('{"tables":[7]}', "no result table"),
+    "only an error": ('{"error":{"code":"BadThing","message":"nope"}}',
+                      "no result table.*BadThing: nope"),
+    "error not an object": ('{"tables":[{' + TWO_COLUMNS + ',"rows":[]}],"error":"x"}',
+                            "error is not an object"),
+    "no columns": ('{"tables":[{"name":"t","rows":[]}]}', "no columns"),
+    "zero columns": ('{"tables":[{"columns":[],"rows":[]}]}', "no columns"),
+    "nameless column": ('{"tables":[{"columns":[{"type":"string"}],"rows":[]}]}',
+                        "unreadable column"),
+    "column name not text": ('{"tables":[{"columns":[{"name":1}],"rows":[]}]}',
+                             "unreadable column"),
+    "columns not a list": ('{"tables":[{"columns":{"name":"a"},"rows":[["x"]]}]}',
+                           "no columns"),
+    "no rows array": ('{"tables":[{' + TWO_COLUMNS + '}]}', "no rows array"),
+    "rows null": ('{"tables":[{' + TWO_COLUMNS + ',"rows":null}]}', "no rows array"),
+    "too few cells": ('{"tables":[{' + TWO_COLUMNS + ',"rows":[["x","y"],["x"]]}]}',
+                      "row 2 .* 1 cells for 2 columns"),
+    "too many cells": ('{"tables":[{' + TWO_COLUMNS + ',"rows":[["x","y","z"]]}]}',
+                       "row 1 .* 3 cells for 2 columns"),
+    "row not an array": ('{"tables":[{' + TWO_COLUMNS + ',"rows":[{"a":1}]}]}',
+                         "not an array"),
+    "rows in the second table": ('{"tables":[{' + TWO_COLUMNS + '},{' + TWO_COLUMNS
+                                 + ',"rows":[["x","y"]]}]}', "not those of its first table"),
+    "escaped rows key": ('{"tables":[{' + TWO_COLUMNS + ',"\\u0072ows":[["x","y"]]}]}',
+                         "rows could not be read"),
+    "datetime that is no date": ('{"tables":[{"columns":[{"name":"T","type":"datetime"}],'
+                                 '"rows":[["yesterday"]]}]}', "'T' holds 'yesterday'"),
+}
+
+
+@pytest.mark.parametrize("text,message", MALFORMED.values(), ids=MALFORMED.keys())
+@pytest.mark.parametrize("chunk", [1, 1 << 20])
+def test_malformed_answers_are_refused_never_complete(text: str, message: str,
+                                                     chunk: int) -> None:
+    with pytest.raises(ResponseFormatError, match=message):
+        parse(text.encode(), chunk, batch=8)
 
 
 def test_truncated_or_garbage_bodies_raise() -> None:

@@ -65,7 +65,9 @@ WORKSPACE_API_VERSION = "2023-09-01"
 _RETRY_METHODS = frozenset({"HEAD", "GET", "PUT", "DELETE", "OPTIONS", "TRACE", "POST"})
 #: Roles named in 401/403 messages (infra/README.md explains them).
 _WRITE_ROLE = "Microsoft Sentinel Contributor"
-_READ_ROLE = "Microsoft Sentinel Reader"
+#: A read can fail inside deploy too: name the role that also lets it write.
+_READ_ROLE = ("Microsoft Sentinel Reader (Microsoft Sentinel Contributor to deploy, remove or "
+              "roll out)")
 _LOGS_ROLE = "Log Analytics Reader (or a Microsoft Sentinel role)"
 
 http_log = logging.getLogger("sentinel_t1190.http")

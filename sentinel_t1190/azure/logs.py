@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AuthError, AzureServiceError, InputError, first_line
-from ..logs_response import ParsedResponse, ResponseFormatError, ResponseParser
+from ..logs_response import ParsedResponse, ResponseFormatError, ResponseParser, describe_error
 from ..timespan import iso_z
 from .clouds import Cloud
 from .credentials import NO_TOKEN_HINT
@@ -105,26 +105,12 @@ def _error_text(error: Any) -> str:
     return json.dumps(error, ensure_ascii=False)
 
 
-def describe_error(error: dict[str, Any]) -> str:
-    """``code: message (innermost message)`` of a Logs API error object."""
-    code, message = error.get("code") or "Error", error.get("message") or ""
-    inner: list[str] = []
-    for detail in [error, *(error.get("details") or [])]:
-        node = detail
-        while isinstance(node, dict) and node.get("innererror"):
-            node = node["innererror"]
-        if node is not detail and isinstance(node, dict) and node.get("message"):
-            inner.append(str(node["message"]))
-    text = f"{code}: {message}".rstrip(": ")
-    return f"{text} ({'; '.join(dict.fromkeys(inner))})" if inner else text
-
-
 def timespan_for(start: datetime, end: datetime) -> str:
     """The request's TimeGenerated range for a Timestamp window (see the module docstring)."""
     return f"{iso_z(start - TIMEGENERATED_BEFORE)}/{iso_z(end + TIMEGENERATED_AFTER)}"
 
 
-def _retry_policy(retry_total: int, backoff: float) -> Any:
+def retry_policy(retry_total: int, backoff: float) -> Any:
     from azure.core.pipeline.policies import RetryPolicy
 
     class LogsRetryPolicy(RetryPolicy):  # type: ignore[misc,type-arg]
@@ -161,7 +147,7 @@ class LogsClient:
         # the token scope is given explicitly, else it would follow an overridden endpoint.
         self._client = LogsQueryClient(
             credential, endpoint=cloud.logs_endpoint, credential_scopes=[cloud.logs_scope],
-            retry_policy=_retry_policy(retry_total, retry_backoff), **client_kwargs)
+            retry_policy=retry_policy(retry_total, retry_backoff), **client_kwargs)
 
     def close(self) -> None:
         self._client.close()
@@ -209,8 +195,9 @@ class LogsClient:
             raise LogsQueryFailed(f"{where}: the answer was cut off: {first_line(exc)}"
                                   ) from exc
         except ResponseFormatError as exc:
-            raise LogsQueryFailed(f"{where}: unreadable answer from the Logs API: {exc}"
-                                  ) from exc
+            # A status, so the slice is not re-run: the same question gets the same answer.
+            raise LogsQueryFailed(f"{where}: unreadable answer from the Logs API: {exc}",
+                                  status=response.status_code) from exc
         finally:
             response.close()
         return QueryResult(parsed.columns, parsed.types, parsed.rows, parsed.error)

@@ -9,14 +9,44 @@ import traceback
 from typing import Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperGroup
 
 from .._version import __version__
 from ..errors import ExitCode, internal_error_message
+from .examples import epilog
+
+
+class _Completed(Exception):
+    """Shell completion answered (click ends that with sys.exit): exit with its code."""
+
+    def __init__(self, code: Any) -> None:
+        super().__init__(code)
+        self.code = code if isinstance(code, int) else 0
 
 
 class _OneLineErrors(TyperGroup):
-    """Usage errors as one ``error: …`` line on stderr (exit 2), like every other error."""
+    """Usage errors as one ``error: …`` line on stderr (exit 2), like every other error.
+
+    Also: each command's help ends with its examples (cli/examples.py), and arguments show
+    their metavar without a Python type.
+    """
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            command.epilog = command.epilog or epilog(cmd_name)
+            for param in command.params:
+                if isinstance(param, TyperArgument) and param.metavar:
+                    # An instance attribute: this argument's help shows its metavar alone.
+                    param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+        return command
+
+    def _main_shell_completion(self, ctx_args: Any, prog_name: str,
+                               complete_var: str | None = None) -> None:
+        try:
+            super()._main_shell_completion(ctx_args, prog_name, complete_var)
+        except SystemExit as done:  # not a broken pipe: see main()
+            raise _Completed(done.code) from None
 
     def main(self, args: Any = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True,
@@ -36,10 +66,13 @@ class _OneLineErrors(TyperGroup):
         except typer.Abort:
             typer.echo("error: aborted", err=True)
             code = 130
-        except SystemExit:
-            # Only a broken pipe (`… | head`) ends here without standalone mode: exit as a
-            # process killed by SIGPIPE would, not with 1 ("found something").
-            code = 141
+        except _Completed as done:
+            code = done.code
+        except SystemExit as exc:
+            # --install-completion ends with sys.exit(0); otherwise only a broken pipe
+            # (`… | head`) ends here without standalone mode: exit as a process killed by
+            # SIGPIPE would, not with 1 ("found something").
+            code = 0 if exc.code in (0, None) else 141
         except Exception as exc:  # a bug outside any command (parsing, callbacks): exit 5
             if "--debug" in (sys.argv[1:] if args is None else list(args)):
                 traceback.print_exc(file=sys.stderr)
@@ -56,8 +89,11 @@ app = typer.Typer(
     name="sentinel-t1190",
     help="Validate, test, deploy and hunt with the Microsoft Sentinel T1190 detection "
     "(web-server processes spawning shells and attacker tools).",
+    epilog="\b\nExamples:\n  sentinel-t1190 hunt --sample\n  sentinel-t1190 deploy -h\n"
+    "  sentinel-t1190 --install-completion bash   (or zsh, fish, powershell)",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )

@@ -16,6 +16,7 @@ import typer
 
 from ..errors import ExitCode, SentinelT1190Error, internal_error_message
 from ..render import OutputFormat
+from ..safe_text import markup, visible
 
 if TYPE_CHECKING:
     from ..rules import Rule
@@ -104,12 +105,12 @@ def _stderr() -> Any:
 
 
 def warn(message: str) -> None:
-    _stderr().print(f"[yellow]warning:[/] {message}", markup=True, soft_wrap=True)
+    _stderr().print(f"[yellow]warning:[/] {markup(message)}", markup=True, soft_wrap=True)
 
 
 def note(message: str) -> None:
     """One plain line on stderr: what happened, where a file went (stdout carries results)."""
-    typer.echo(message, err=True)
+    typer.echo(visible(message), err=True)
 
 
 def found(reason: str) -> ExitCode:
@@ -153,7 +154,7 @@ def command(func: F) -> F:
         except SentinelT1190Error as exc:
             if debug:
                 traceback.print_exc(file=sys.stderr)
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {visible(str(exc))}", err=True)
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
             typer.echo("error: interrupted", err=True)
@@ -227,6 +228,15 @@ LogsEndpoint = Annotated[
         envvar="SENTINEL_LOGS_ENDPOINT",
         metavar="URL",
         help="Override the Logs Query API base URL, including /v1.",
+    ),
+]
+GraphEndpoint = Annotated[
+    str | None,
+    typer.Option(
+        "--graph-endpoint",
+        envvar="SENTINEL_GRAPH_ENDPOINT",
+        metavar="URL",
+        help="Override the Microsoft Graph base URL (national clouds, test servers).",
     ),
 ]
 SubscriptionId = Annotated[

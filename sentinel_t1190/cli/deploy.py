@@ -9,6 +9,7 @@ import typer
 from .. import render
 from ..errors import ExitCode
 from ..render import OutputFormat
+from ..safe_text import visible
 from .app import app
 from .common import (
     AllowRefused,
@@ -88,7 +89,7 @@ def deploy_command(
     with output_stream(out) as stream:
         render.deploy_result(result, output, stream)
     for step in result.failed:
-        typer.echo(f"error: rule {step.rule.id}: {step.reason}", err=True)
+        typer.echo(f"error: rule {step.rule.id}: {visible(step.reason or '')}", err=True)
     if result.failed:
         return ExitCode.SERVICE
     if result.refused and not allow_refused:

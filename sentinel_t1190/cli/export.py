@@ -15,12 +15,12 @@ from .app import app
 from .common import Debug, PackDir, RuleIds, Verbose, command, output_stream
 
 Formats = Annotated[list[ExportFormat], typer.Option(
-    "--format", "-f", case_sensitive=False,
+    "--format", "-f", case_sensitive=False, metavar="FORMAT",
     help="arm (ARM template), bicep, or yaml (normalised Azure-Sentinel YAML); repeat for "
     "several with --out. sigma: a Sigma rule for each rule Sigma can express. navigator: "
     "one ATT&CK Navigator layer of the techniques the rules cover.")]
 OutDir = Annotated[Path | None, typer.Option(
-    "--out", file_okay=False,
+    "--out", file_okay=False, metavar="DIR",
     help="Folder to write one file per rule into (per format in arm/, bicep/, yaml/ when "
     "several formats are given). Default: one document on stdout.")]
 

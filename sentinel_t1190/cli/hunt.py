@@ -5,19 +5,21 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from .. import api, render
-from ..errors import ExitCode, InputError, PartialResultError
+from ..errors import ExitCode, InputError, PartialResultError, SentinelT1190Error
 from ..render import OutputFormat
 from ..timespan import parse_duration, parse_instant
 from .app import app
 from .common import (
     CloudOpt,
     Debug,
+    GraphEndpoint,
     LogsEndpoint,
     Out,
     Output,
@@ -30,7 +32,9 @@ from .common import (
 )
 
 if TYPE_CHECKING:
+    from ..azure.clouds import Cloud
     from ..rules import Pack, Rule
+    from ..state import HuntState
 
 
 @app.command("hunt")
@@ -128,7 +132,9 @@ def hunt_command(
         typer.Option(
             "--overlap",
             metavar="DURATION",
-            help="With --state: how far back the next run re-reads, for events ingested late.",
+            help="With --state: how far back the next run re-reads, for events ingested late "
+            "(at most 14d, and never further back than the findings the state file "
+            "remembers, so nothing is reported twice).",
         ),
     ] = "1h",
     server_timeout: Annotated[
@@ -169,11 +175,49 @@ def hunt_command(
             help="Queries in flight at once (the Logs API allows 5 per identity).",
         ),
     ] = 5,
+    defender: Annotated[
+        bool,
+        typer.Option(
+            "--defender",
+            help="Hunt tenant-wide in Defender XDR advanced hunting (Microsoft Graph; 30 days "
+            "of data; permission ThreatHunting.Read.All).",
+        ),
+    ] = False,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            metavar="URL",
+            help="Hunt an Azure Data Explorer cluster (with --database), e.g. archived "
+            "Defender tables; the query runs on the cluster.",
+        ),
+    ] = None,
+    database: Annotated[
+        str | None,
+        typer.Option("--database", metavar="NAME", help="The cluster's database (--cluster)."),
+    ] = None,
+    table_map: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--table-map",
+            metavar="TABLE=NAME",
+            help="With --cluster: read TABLE under another name in the database; repeatable.",
+        ),
+    ] = None,
     pack_dir: PackDir = None,
     cloud: CloudOpt = "AzureCloud",
     tenant_id: TenantId = None,
     logs_endpoint: LogsEndpoint = None,
+    graph_endpoint: GraphEndpoint = None,
     output: Output = OutputFormat.table,
+    csv_raw: Annotated[
+        bool,
+        typer.Option(
+            "--csv-raw",
+            help="With --output csv: write cells as they are. By default a cell starting with "
+            "= + - @, tab or CR gets a leading ' so spreadsheets do not run it as a formula.",
+        ),
+    ] = False,
     out: Out = None,
     verbose: Verbose = False,
     debug: Debug = False,
@@ -186,12 +230,23 @@ def hunt_command(
     lookback.
     """
     paths = [*(local or []), *(files or [])]
+    if database and not cluster:
+        raise InputError("--database goes with --cluster URL")
+    if table_map and not cluster:
+        raise InputError("--table-map goes with --cluster URL")
+    live = [name for name, given in (("--workspace-id", workspace_id), ("--defender", defender),
+                                      ("--cluster", cluster)) if given]
+    if len(live) > 1:
+        raise InputError(f"give one of {', '.join(live)}")
     pack = api.load_pack(pack_dir)
-    if workspace_id:
+    if live:
         if sample or paths:
-            raise InputError("give --workspace-id or --local/--sample, not both")
+            raise InputError(f"give {live[0]} or --local/--sample, not both")
+        if cluster and not database:
+            raise InputError("--cluster needs --database NAME")
         return _hunt_live(
-            workspace_id,
+            LiveSource(workspace_id or [], defender, cluster, database, table_map,
+                       graph_endpoint),
             rule=rule,
             timespan=timespan,
             start=start,
@@ -209,6 +264,7 @@ def hunt_command(
             tenant_id=tenant_id,
             logs_endpoint=logs_endpoint,
             output=output,
+            csv_raw=csv_raw,
             out=out,
             pack=pack,
         )
@@ -234,7 +290,7 @@ def hunt_command(
         for message in result.warnings:
             warn(message)
     with output_stream(out) as stream:
-        render.hunt(results, output, stream)
+        render.hunt(results, output, stream, raw_csv=csv_raw)
     found = any(r.findings for r in results)
     return ExitCode.FOUND if fail_on_findings and found else ExitCode.OK
 
@@ -251,6 +307,23 @@ def _size(spec: str) -> int:
     return path.stat().st_size if path.is_file() else 0
 
 
+def _live_client(where: LiveSource, cloud: Cloud, credential: Any, server_timeout: int) -> Any:
+    """The query client of the live source (each is a context manager)."""
+    if where.defender:
+        from ..azure.graph import DefenderHuntingClient
+
+        return DefenderHuntingClient(cloud, credential)
+    if where.cluster and where.database:
+        from ..azure.kusto import KustoHuntingClient, parse_table_map
+
+        return KustoHuntingClient(where.cluster, where.database, credential,
+                                  table_map=parse_table_map(where.table_map),
+                                  server_timeout=server_timeout)
+    from ..azure.logs import LogsClient
+
+    return LogsClient(cloud, credential, server_timeout=server_timeout)
+
+
 @contextmanager
 def _progress(paths: list[str]) -> Iterator[None]:
     """A transient spinner on stderr for big local files, only when stderr is a terminal."""
@@ -265,8 +338,30 @@ def _progress(paths: list[str]) -> Iterator[None]:
         yield
 
 
-def _hunt_live(
-    workspaces: list[str],
+@dataclass(frozen=True)
+class LiveSource:
+    """Where a live hunt runs: Log Analytics workspaces, Defender XDR, or a cluster."""
+
+    workspaces: list[str]
+    defender: bool
+    cluster: str | None
+    database: str | None
+    table_map: list[str] | None
+    graph_endpoint: str | None
+
+
+def _hunt_live(where: LiveSource, *, state_path: Path | None, **options: Any) -> int:
+    """A live hunt; with --state, the state file stays locked until the run has saved it."""
+    from ..state import locked_state
+
+    if state_path is None:
+        return _run_live(where, hunt_state=None, **options)
+    with locked_state(state_path) as hunt_state:
+        return _run_live(where, hunt_state=hunt_state, **options)
+
+
+def _run_live(
+    where: LiveSource,
     *,
     rule: list[str] | None,
     timespan: str | None,
@@ -275,7 +370,7 @@ def _hunt_live(
     now: str | None,
     fail_on_findings: bool,
     allow_partial: bool,
-    state_path: Path | None,
+    hunt_state: HuntState | None,
     overlap: str,
     server_timeout: int,
     slice_size: str,
@@ -285,6 +380,7 @@ def _hunt_live(
     tenant_id: str | None,
     logs_endpoint: str | None,
     output: OutputFormat,
+    csv_raw: bool,
     out: Path | None,
     pack: Pack,
 ) -> int:
@@ -292,23 +388,22 @@ def _hunt_live(
 
     from ..azure import credentials
     from ..azure.clouds import resolve_cloud
-    from ..azure.logs import LogsClient, timespan_for
     from ..livehunt import LiveOptions
-    from ..state import load_state
 
-    hunt_state = load_state(state_path) if state_path else None
     options = LiveOptions(
         slice_size=parse_duration(slice_size),
         min_slice=parse_duration(min_slice),
         concurrency=concurrency,
+        raw_csv=csv_raw,
     )
-    target = resolve_cloud(cloud, logs_endpoint=logs_endpoint)
+    target = resolve_cloud(cloud, logs_endpoint=logs_endpoint,
+                           graph_endpoint=where.graph_endpoint)
     credential = credentials.default_credential(target, tenant_id)
     streamed = output in (OutputFormat.ndjson, OutputFormat.csv)
     spools: list[IO[str]] = []
     with (
         output_stream(out) as stream,
-        LogsClient(target, credential, server_timeout=server_timeout) as client,
+        _live_client(where, target, credential, server_timeout) as client,
     ):
 
         def sink_for(_rule: Rule) -> Any:
@@ -318,34 +413,46 @@ def _hunt_live(
             spools.append(spool)
             return spool
 
-        results = api.hunt_live(
-            workspaces,
-            sink_for,
-            output if streamed else OutputFormat.ndjson,
-            client=client,
-            rule_ids=rule,
-            timespan=timespan,
-            start=start,
-            end=end,
-            now=parse_instant(now) if now else None,
-            state=hunt_state,
-            overlap=overlap,
-            options=options,
-            request_timespan=lambda w: timespan_for(w.start, w.end),
-            pack=pack,
-        )
+        common: dict[str, Any] = {
+            "client": client, "rule_ids": rule, "timespan": timespan, "start": start,
+            "end": end, "now": parse_instant(now) if now else None, "state": hunt_state,
+            "overlap": overlap, "options": options, "pack": pack}
+        fmt = output if streamed else OutputFormat.ndjson
+        if where.defender:
+            results = api.hunt_defender(sink_for, fmt, tenant=tenant_id, **common)
+        elif where.cluster and where.database:
+            from ..azure.kusto import parse_table_map
+
+            results = api.hunt_cluster(where.cluster, where.database, sink_for, fmt,
+                                       table_map=parse_table_map(where.table_map), **common)
+        else:
+            from ..azure.logs import timespan_for
+
+            results = api.hunt_live(where.workspaces, sink_for, fmt,
+                                    request_timespan=lambda w: timespan_for(w.start, w.end),
+                                    **common)
         for result in results:
             # Nothing was searched anywhere: that failure is the whole answer (one line).
             result.raise_if_all_failed()
         for result in results:
             for message in result.warnings:
                 warn(message)
-        if not streamed:
-            render.hunt_live(
-                [(r.to_dict(), s) for r, s in zip(results, spools, strict=True)], output, stream
-            )
-        for spool in spools:
-            spool.close()
+        try:
+            if not streamed:
+                render.hunt_live(
+                    [(r.to_dict(), s) for r, s in zip(results, spools, strict=True)], output,
+                    stream)
+        except SentinelT1190Error:
+            raise
+        except Exception:
+            # A bug while showing the findings: still remember the searched window, or every
+            # scheduled run would meet the same finding and fail the same way.
+            if hunt_state is not None and any(r.complete for r in results):
+                hunt_state.save()
+            raise
+        finally:
+            for spool in spools:
+                spool.close()
     if hunt_state is not None and any(r.complete for r in results):
         hunt_state.save()
     incomplete = [r for r in results if not r.complete]

@@ -55,7 +55,9 @@ def remove_command(
     from ..deploy import Target, remove
 
     rules = api.load_pack(pack_dir).select(rule)
-    question = f"Delete {len(rules)} rule(s) from workspace {workspace!r}?"
+    names = ", ".join(f"{r.short_id} ({r.name})" for r in rules)
+    question = (f"Delete {len(rules)} rule(s) from workspace {workspace!r} "
+                f"(resource group {resource_group!r}): {names}?")
     if not yes:
         if not sys.stdin.isatty():
             raise InputError(f"{question} No terminal to ask on: pass --yes to confirm")
