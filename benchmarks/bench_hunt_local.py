@@ -304,9 +304,9 @@ def command(kind: str, path: Path, fmt: str, out: str) -> list[str]:
     return hunt_command(path, out) if kind == "hunt" else hand_command(path, fmt, out)
 
 
-def count_findings(kind: str, path: Path, fmt: str) -> tuple[int, Sample]:
+def count_findings(kind: str, path: Path, fmt: str, work: Path | None) -> tuple[int, Sample]:
     """Run *kind* once with its output in a file; the number of findings and the run."""
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=work) as tmp:
         out = Path(tmp) / "out.json"
         sample = run(command(kind, path, fmt, str(out)))
         return len(json.loads(out.read_text(encoding="utf-8"))["findings"]), sample
@@ -323,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="where generated files are cached (default: benchmarks/.data)")
     parser.add_argument("--enforce", action="store_true",
                         help="exit 1 when a target (ratio, hunt peak RSS) is missed")
+    parser.add_argument("--work", type=Path,
+                        help="write every run's output under this folder (tests) instead of "
+                        "/dev/null and a temporary folder")
     parser.add_argument("--generate", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.generate:  # the child process dataset() starts
@@ -337,12 +340,13 @@ def main(argv: list[str] | None = None) -> int:
     counts: dict[str, int] = {}
     peak: dict[str, float] = {}
     for kind in kinds:  # untimed: counts findings, warms the page cache for both alike
-        counts[kind], first = count_findings(kind, path, args.format)
+        counts[kind], first = count_findings(kind, path, args.format, args.work)
         peak[kind] = first.rss
     runs: dict[str, list[Sample]] = {kind: [] for kind in kinds}
+    sink = str(args.work / "timed.json") if args.work else os.devnull
     for _ in range(args.repeat):
         for kind in kinds:  # alternating, so load from elsewhere hits both alike
-            runs[kind].append(run(command(kind, path, args.format, os.devnull)))
+            runs[kind].append(run(command(kind, path, args.format, sink)))
     wall = {k: statistics.median(r.wall for r in runs[k]) for k in kinds}
     cpu = {k: statistics.median(r.cpu for r in runs[k]) for k in kinds}
     rss = {k: max([peak[k], *(r.rss for r in runs[k])]) for k in kinds}

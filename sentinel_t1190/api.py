@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .azure.arm import SentinelWorkspaceClient
     from .backtest import BacktestResult
     from .deploy import DeployResult, RulePlan, Target
+    from .health import HealthReport, TableQuerier
     from .livehunt import LiveHuntResult, LiveOptions, LogsQuerier, RowSink
     from .render import OutputFormat
     from .rollout import (
@@ -134,6 +135,61 @@ def backtest_local(
             current.select(rule_ids), old, run, baseline_info=info,
             source={"kind": "local", "files": list(files)}, window=window,
             include_deleted=not rule_ids)
+
+
+def health(
+    workspaces: Sequence[str | Target],
+    *,
+    query: TableQuerier,
+    rule_ids: Sequence[str] | None = None,
+    pack: Pack | None = None,
+    timespan: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    now: datetime | None = None,
+    noisy_per_day: float | None = None,
+    resolve: Callable[[Target], Any] | None = None,
+) -> HealthReport:
+    """Per rule per workspace: runs, failures, state, alerts, incidents by classification,
+    precision (default window: 30 days). *workspaces* are workspace IDs (GUIDs) or targets,
+    whose workspace ID *resolve* (target -> :class:`~sentinel_t1190.deploy.WorkspaceInfo`)
+    looks up through ARM. One workspace failing is recorded in its entry; when all fail,
+    the first error is raised."""
+    from . import health as _health
+    from .errors import SentinelT1190Error
+
+    if not workspaces:
+        raise InputError("give --workspace-id GUID..., --targets FILE or --discover")
+    rules = (pack or load_pack()).select(rule_ids)
+    window = resolve_window(now or datetime.now(UTC),
+                            timespan or (None if start else _health.DEFAULT_TIMESPAN),
+                            start, end)
+    report = _health.HealthReport(window, [], noisy_per_day or _health.NOISY_ALERTS_PER_DAY)
+    errors: list[SentinelT1190Error] = []
+    for workspace in workspaces:
+        if isinstance(workspace, str):
+            if not GUID.fullmatch(workspace):
+                raise InputError(f"--workspace-id {workspace!r} is not a workspace ID (a "
+                                 "GUID, shown as 'Workspace ID' on the workspace's overview)")
+            describe: dict[str, Any] = {"workspace_id": workspace}
+        else:
+            describe = {"subscription_id": workspace.subscription_id,
+                        "resource_group": workspace.resource_group,
+                        "workspace": workspace.workspace}
+        try:
+            if not isinstance(workspace, str):
+                if resolve is None:
+                    raise InputError("targets need ARM to find their workspace IDs")
+                workspace = resolve(workspace).customer_id
+                describe["workspace_id"] = workspace
+            report.workspaces.append(_health.workspace_health(
+                str(workspace), rules, window, query, describe=describe))
+        except SentinelT1190Error as exc:
+            errors.append(exc)
+            report.workspaces.append(_health.WorkspaceHealth(describe, [], error=str(exc)))
+    if errors and len(errors) == len(workspaces):
+        raise errors[0]
+    return report
 
 
 def hunt_live(

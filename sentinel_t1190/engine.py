@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, UnsupportedQueryError, first_line
+from .readers import WEB_LOG_SUFFIXES, WEB_LOG_TABLE, is_web_log
 from .schema import DUCKDB_TYPES, TableSchema, known_tables, table_schema
 
 if TYPE_CHECKING:
@@ -41,6 +42,8 @@ _JSON = (".json", ".jsonl", ".ndjson")
 _UTC_SUFFIX, _LOCAL_SUFFIX = " [UTC]", " [Local Time]"
 #: Log Analytics' CSV export writes "11/27/2026, 10:00:00.123 AM".
 _PORTAL_FORMATS = ("%m/%d/%Y, %I:%M:%S.%g %p", "%m/%d/%Y, %I:%M:%S %p")
+#: A date that starts day or month first (03/04/2026, 3.4.26, 03-04-2026).
+_SHORT_DATE = r"^\s*\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}([^0-9]|$)"
 #: DuckDB's memory budget for a hunt over Parquet and CSV. With DuckDB's default (80% of RAM)
 #: the Parquet reader holds about 1 GiB on a 5-million-row file; under this budget it holds
 #: half that at the same speed (benchmarks/README.md). A query that cannot run within it (say,
@@ -82,6 +85,10 @@ def resolve_files(specs: Iterable[str], main_table: str) -> list[LocalFile]:
         else:
             path = Path(spec)
             name = by_lower.get(path.name.split(".")[0].lower(), main_table)
+            if is_web_log(path):
+                name = WEB_LOG_TABLE
+        if is_web_log(path) and name != WEB_LOG_TABLE:
+            raise InputError(f"{spec}: web-server logs are read as {WEB_LOG_TABLE}, not {name}")
         _check_file(path)
         if any(f.path.resolve() == path.resolve() for f in files):
             raise InputError(f"{path}: given twice (its rows would be counted twice)")
@@ -95,9 +102,10 @@ def _check_file(path: Path) -> None:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     suffix = _suffix(path)
-    if suffix not in _READERS:
+    if suffix not in _READERS and suffix not in WEB_LOG_SUFFIXES:
         raise InputError(f"{path}: unsupported file type; use "
-                         + ", ".join(sorted(_READERS)) + " (.gz compressed too, except Parquet)")
+                         + ", ".join(sorted([*_READERS, *WEB_LOG_SUFFIXES]))
+                         + " (.gz compressed too, except Parquet)")
     if suffix == ".parquet" and path.suffix.lower() == ".gz":
         raise InputError(f"{path}: gzip-compressed Parquet cannot be read in place; Parquet "
                          "compresses internally, so gunzip it")
@@ -142,8 +150,15 @@ def _column_expr(source: str, source_type: str, kql_type: str, where: str) -> st
         text = f"CAST({col} AS VARCHAR)"
         tries = ", ".join(f"try_strptime({text}, {_literal(f)})" for f in _PORTAL_FORMATS)
         message = _literal(f"{where}: unparseable timestamp ")
+        ambiguous = _literal(f"{where}: ambiguous date ")
+        fix = _literal(" (day/month or month/day?); write times as ISO 8601, e.g. "
+                       "2026-04-03T10:00:00Z")
+        # DuckDB would read 04/03/26 as the year 4: a date that starts with two short numbers
+        # is only taken in the Log Analytics portal's own month-first form.
         return (
-            f"CASE WHEN {col} IS NULL OR trim({text}) = '' THEN NULL ELSE coalesce("
+            f"CASE WHEN {col} IS NULL OR trim({text}) = '' THEN NULL "
+            f"WHEN regexp_matches({text}, {_literal(_SHORT_DATE)}) THEN coalesce({tries}, "
+            f"error({ambiguous} || {_shown(text)} || {fix})) ELSE coalesce("
             f"CAST(TRY_CAST({text} AS TIMESTAMPTZ) AS TIMESTAMP), {tries}, "
             f"error({message} || {_shown(text)})) END"
         )
@@ -194,6 +209,9 @@ class LocalEngine:
         self.con.execute(f"SET temp_directory = {_literal(str(spill))}")
         #: Whether DuckDB runs under the budget (False once a JSON file or a retry lifted it).
         self.limited = memory_limit is not None
+        #: What reading the files noticed (records of other tables skipped, bad log lines).
+        self.warnings: list[str] = []
+        self._converted: tempfile.TemporaryDirectory[str] | None = None
         if memory_limit is not None:
             self.con.execute(f"SET memory_limit = {_literal(memory_limit)}")
 
@@ -203,6 +221,32 @@ class LocalEngine:
 
     def close(self) -> None:
         self.con.close()
+        if self._converted is not None:
+            self._converted.cleanup()
+
+    def _readable(self, path: Path, table: str) -> Path | None:
+        """The file DuckDB reads for *path*: itself, its rows converted (:mod:`readers`), or
+        None when the conversion found no rows."""
+        from .readers import convert
+
+        if self._converted is None:
+            self._converted = tempfile.TemporaryDirectory(prefix="sentinel-t1190-rows-")
+        converted = convert(path, table, Path(self._converted.name))
+        if converted is None:
+            return path
+        self.warnings.extend(converted.warnings)
+        return converted.path if converted.rows else None
+
+    def time_range(self, table: str, column: str, start: datetime, end: datetime
+                   ) -> tuple[int, int, datetime | None, datetime | None]:
+        """Rows in *table*'s view, those with *column* in (start, end], its first and last."""
+        col = _ident(column)
+        row = self.con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE {col} > ? AND {col} <= ?), min({col}), "
+            f"max({col}) FROM {_ident(table)}",
+            [start.replace(tzinfo=None), end.replace(tzinfo=None)]).fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1]), row[2], row[3]
 
     def __enter__(self) -> LocalEngine:
         return self
@@ -218,7 +262,8 @@ class LocalEngine:
         narrows the columns a file lacks to those the query really needs before that is an
         error (the others are read as null).
         """
-        if self.limited and any(_suffix(f.path) in _UNBUDGETED for f in files):
+        if self.limited and any(_suffix(f.path) in (*_UNBUDGETED, *WEB_LOG_SUFFIXES)
+                                for f in files):
             self._lift_budget()
         by_table: dict[str, list[Path]] = {}
         for f in files:
@@ -232,25 +277,27 @@ class LocalEngine:
 
     def load_empty(self, table: str) -> None:
         """An empty view with *table*'s schema (for tables a query reads but no file holds)."""
-        schema = table_schema(table)
-        cols = ", ".join(f"CAST(NULL AS {DUCKDB_TYPES.get(t, 'VARCHAR')}) AS {_ident(c)}"
-                         for c, t in schema.columns.items())
-        self.con.execute(f"CREATE OR REPLACE VIEW {_ident(table)} AS SELECT {cols} LIMIT 0")
+        self.con.execute(f"CREATE OR REPLACE VIEW {_ident(table)} AS "
+                         + _empty_select(table_schema(table)))
 
     def _select(self, schema: TableSchema, path: Path, required: set[str],
                 confirm: Callable[[str, Path, set[str]], set[str]] | None = None) -> str:
-        suffix = _suffix(path)
-        reader = _READERS[suffix].format(p=_literal(str(path)), c="")
-        if suffix in (".csv", ".tsv") and _utf16(path):
+        readable = self._readable(path, schema.name)
+        if readable is None:
+            return _empty_select(schema)
+        suffix = _suffix(readable)
+        reader = _READERS[suffix].format(p=_literal(str(readable)), c="")
+        if suffix in (".csv", ".tsv") and _utf16(readable):
             reader = reader.removesuffix(")") + ", encoding = 'utf-16')"
         described = self._describe(path, reader)
         if suffix in _JSON:
-            if not required <= {name for name, _ in described}:
+            if readable != path or not required <= {name for name, _ in described}:
                 # DuckDB learns keys from the first records; a key may first appear later.
                 described = self._describe(path, _READERS[suffix].format(
-                    p=_literal(str(path)), c=", sample_size = -1"))
+                    p=_literal(str(readable)), c=", sample_size = -1"))
             as_text = ", ".join(f"{_literal(name)}: 'VARCHAR'" for name, _ in described)
-            reader = _READERS[suffix].format(p=_literal(str(path)), c=f", columns = {{{as_text}}}")
+            reader = _READERS[suffix].format(p=_literal(str(readable)),
+                                             c=f", columns = {{{as_text}}}")
             described = [(name, "VARCHAR") for name, _ in described]
         present: dict[str, tuple[str, str]] = {}
         local_time: set[str] = set()
@@ -331,6 +378,12 @@ class LocalEngine:
             yield from self._rows(self._relation(kql, now), kql, now, size)
         except duckdb.Error as exc:
             raise InputError(_clean(exc)) from exc
+
+
+def _empty_select(schema: TableSchema) -> str:
+    cols = ", ".join(f"CAST(NULL AS {DUCKDB_TYPES.get(t, 'VARCHAR')}) AS {_ident(c)}"
+                     for c, t in schema.columns.items())
+    return f"SELECT {cols} LIMIT 0"
 
 
 def _check_columns(schema: TableSchema, path: Path, required: set[str],

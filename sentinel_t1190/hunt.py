@@ -8,13 +8,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import detection
 from .errors import InputError
+from .readers import is_web_log
 from .rules import Rule
 from .schema import columns_read, table_schema
 from .timespan import iso_z, parse_duration, parse_instant
+
+if TYPE_CHECKING:
+    from .engine import LocalEngine
 
 DEFAULT_TIMESPAN = "24h"
 START_PLACEHOLDER = "{{StartTimeISO}}"
@@ -111,6 +115,14 @@ def required_columns(rule: Rule, query: str) -> dict[str, set[str]]:
     return {t: columns_read(query, t) for t in rule.tables}
 
 
+def time_columns(query: str, table: str) -> set[str]:
+    """The columns of *table* that *query*'s time window filters on."""
+    from .lineage import table_uses
+
+    use = table_uses(query).get(table)
+    return {b.column for w in use.windows for b in w} if use else set()
+
+
 def needed_columns(query: str, table: str) -> set[str]:
     """The columns of *table* that decide which rows *query* returns (:mod:`lineage`)."""
     from .lineage import table_uses
@@ -151,6 +163,29 @@ def check_label_counts(counts: Mapping[tuple[Any, Any, Any], int]) -> list[str]:
             for (got, want), n in mismatches.items()]
 
 
+def _window_hints(engine: LocalEngine, query: str, window: Window, tables: set[str]
+                  ) -> list[str]:
+    """For tables whose rows all lie outside *window*: their time range and how to hunt it."""
+    hints = []
+    for table in sorted(tables):
+        columns = time_columns(query, table)
+        if len(columns) != 1:
+            continue
+        [column] = columns
+        count, inside, first, last = engine.time_range(
+            table, column, window.start.astimezone(UTC), window.end.astimezone(UTC))
+        if not count or inside or first is None or last is None:
+            continue
+        first, last = first.replace(tzinfo=UTC), last.replace(tzinfo=UTC)
+        days = -(-(last - first) // timedelta(days=1)) + 1
+        span = f" --timespan {days}d" if last - first >= window.end - window.start else ""
+        hints.append(
+            f"none of the {count} {table} row(s) is in the window ({_iso_seconds(window.start)}, "
+            f"{_iso_seconds(window.end)}]: their {column} runs from {_iso_seconds(first)} to "
+            f"{_iso_seconds(last)}; to hunt them, pass --now {_iso_seconds(last)}{span}")
+    return hints
+
+
 def hunt_local(
     rule: Rule,
     files: Sequence[str],
@@ -172,7 +207,15 @@ def hunt_local(
 
     def confirm(table: str, path: Path, missing: set[str]) -> set[str]:
         needed = missing & needed_columns(query, table)
-        shown = sorted(missing & columns_read(query, table) - needed)
+        if needed and is_web_log(path):
+            # A raw log holds the fields its server was told to log: the query cannot look
+            # at the others, but still runs, except without the time its window needs.
+            unlogged = sorted(needed - time_columns(query, table))
+            if unlogged:
+                warnings.append(f"{path}: not logged: {', '.join(unlogged)}; the {table} "
+                                "query cannot look for attacks there in this file")
+            needed -= set(unlogged)
+        shown = sorted(missing & columns_read(query, table) - needed_columns(query, table))
         if shown and not needed:
             warnings.append(f"{path}: no {', '.join(shown)} column(s); the {table} query only "
                             "shows them, so they are null in the findings")
@@ -185,6 +228,9 @@ def hunt_local(
             engine.load_empty(table)
         columns, rows = engine.query(query, now=window.end)
         findings = [_row_dict(columns, row) for row in rows]
+        warnings.extend(engine.warnings)
+        if not findings:
+            warnings.extend(_window_hints(engine, query, window, {f.table for f in local}))
     result = HuntResult(
         rule=rule,
         source=source or {"kind": "local", "files": [str(f.path) for f in local]},

@@ -68,6 +68,18 @@ class LiveOptions:
     track_keys: bool = False
     #: CSV cells written as they are, formula prefixes included (``--csv-raw``).
     raw_csv: bool = False
+    #: Called as each slice is delivered (progress on stderr for long hunts).
+    on_progress: Callable[[HuntProgress], None] | None = None
+
+
+@dataclass(frozen=True)
+class HuntProgress:
+    """How far a live hunt is: the share of (window × workspaces) searched, slices, rows."""
+
+    rule: str
+    searched: float
+    slices: int
+    rows: int
 
 
 @dataclass
@@ -265,7 +277,19 @@ def hunt_workspaces(
         assert outcome is not None
         return outcome
 
+    span_total = (window.end - window.start).total_seconds() * len(workspaces) or 1.0
+    progress = {"seconds": 0.0, "slices": 0, "rows": 0}
+
+    def tell(slice_: Window, rows: int) -> None:
+        progress["seconds"] += (slice_.end - slice_.start).total_seconds()
+        progress["slices"] += 1
+        progress["rows"] += rows
+        if opts.on_progress is not None:
+            opts.on_progress(HuntProgress(rule.name, min(1.0, progress["seconds"] / span_total),
+                                          int(progress["slices"]), int(progress["rows"])))
+
     def deliver(workspace: str, slice_: Window, outcome: SliceOutcome[_SliceData]) -> None:
+        tell(slice_, outcome.payload.tally.total if outcome.payload is not None else 0)
         report = reports[workspace]
         report.delivered += 1
         data = outcome.payload

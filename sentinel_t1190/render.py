@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from enum import StrEnum
 from itertools import chain, repeat
 from operator import itemgetter
@@ -469,15 +469,15 @@ def exported(paths: Sequence[Path], folder: Path, stream: IO[str]) -> None:
 
 
 def deploy_result(result: DeployResult, fmt: OutputFormat, stream: IO[str]) -> None:
-    _rule_report(result.to_dict(), "action", "deploy", fmt, stream)
+    rule_report(result.to_dict(), "action", "deploy", fmt, stream)
 
 
 def status_result(result: StatusResult, fmt: OutputFormat, stream: IO[str]) -> None:
-    _rule_report(result.to_dict(), "state", "status", fmt, stream)
+    rule_report(result.to_dict(), "state", "status", fmt, stream)
 
 
 def remove_result(result: RemoveResult, fmt: OutputFormat, stream: IO[str]) -> None:
-    _rule_report(result.to_dict(), "action", "remove", fmt, stream)
+    rule_report(result.to_dict(), "action", "remove", fmt, stream)
 
 
 _STYLES = {"created": "green", "updated": "green", "unchanged": "dim", "in-sync": "green",
@@ -539,9 +539,7 @@ def _fence(text: str) -> str:
 
 def _rule_report_markdown(doc: dict[str, Any], key: str, title: str, stream: IO[str]) -> None:
     """For pull-request comments: a table per rule, then each text change as a diff block."""
-    workspace = doc["workspace"]
-    stream.write(f"### {title}: workspace {_markdown_cell(workspace['workspace'])} "
-                 f"(resource group {_markdown_cell(workspace['resource_group'])})\n\n"
+    stream.write(f"### {title}: {_where(doc['workspace'], _markdown_cell)}\n\n"
                  f"| rule | name | {key} | details |\n|---|---|---|---|\n")
     blocks: list[str] = []
     for r in doc["rules"]:
@@ -563,7 +561,16 @@ def _rule_report_markdown(doc: dict[str, Any], key: str, title: str, stream: IO[
         stream.write("\n" + block)
 
 
-def _rule_report(doc: dict[str, Any], key: str, title: str, fmt: OutputFormat,
+def _where(workspace: dict[str, Any], cell: Callable[[str], str] = str) -> str:
+    """What a deploy/status/remove document acted on, for its title (*cell* escapes values)."""
+    if workspace.get("kind") == "defender":
+        tenant = workspace.get("tenant") or "of the signed-in identity"
+        return f"Defender XDR custom detections (tenant {cell(str(tenant))})"
+    return (f"workspace {cell(str(workspace['workspace']))} "
+            f"(resource group {cell(str(workspace['resource_group']))})")
+
+
+def rule_report(doc: dict[str, Any], key: str, title: str, fmt: OutputFormat,
                  stream: IO[str]) -> None:
     """The deploy/status/remove documents: {"workspace": {...}, "rules": [{id, name, key...}]}."""
     if fmt is OutputFormat.json:
@@ -583,8 +590,7 @@ def _rule_report(doc: dict[str, Any], key: str, title: str, fmt: OutputFormat,
         return
     from rich.table import Table
 
-    table = Table(title=literal(f"{title}: workspace {workspace['workspace']} "
-                                f"(resource group {workspace['resource_group']})"))
+    table = Table(title=literal(f"{title}: {_where(workspace)}"))
     table.add_column("rule", overflow="fold", max_width=40)
     table.add_column(key, no_wrap=True)
     table.add_column("details", overflow="fold", min_width=30)

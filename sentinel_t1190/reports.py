@@ -29,6 +29,7 @@ class ReportFormat(StrEnum):
     table = "table"
     json = "json"
     markdown = "markdown"
+    html = "html"
 
 
 _MD_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
@@ -68,6 +69,10 @@ def backtest(document: dict[str, Any], fmt: ReportFormat, stream: IO[str]) -> No
         write_json(document, stream)
     elif fmt is ReportFormat.markdown:
         stream.write(backtest_markdown(document))
+    elif fmt is ReportFormat.html:
+        from .html_report import backtest_page
+
+        stream.write(backtest_page(document))
     else:
         _backtest_tables(document, stream)
 
@@ -160,4 +165,86 @@ def backtest_markdown(document: dict[str, Any]) -> str:
             lines += ["", "</details>"]
     for warning in document.get("warnings", []):
         lines += ["", f"> warning: {md(warning)}"]
+    return "\n".join(lines) + "\n"
+
+
+# --- health --------------------------------------------------------------------------------
+
+HEALTH_COLUMNS = ("rule", "state", "runs", "failures", "last run", "alerts", "alerts/day",
+                  "incidents", "TP", "FP", "BP", "undetermined", "open", "precision", "flags")
+
+
+def health_rows(document: dict[str, Any]) -> list[tuple[dict[str, Any], list[Any]]]:
+    """(workspace entry, one row of :data:`HEALTH_COLUMNS`) per rule per workspace."""
+    rows = []
+    for entry in document["workspaces"]:
+        for rule in entry["rules"]:
+            inc = rule["incidents"]
+            precision = rule["precision"]
+            rows.append((entry, [
+                rule["name"], rule["state"], rule["runs"], rule["failures"],
+                rule["last_run"] or "", rule["alerts"], rule["alerts_per_day"], inc["total"],
+                inc["true_positive"], inc["false_positive"], inc["benign_positive"],
+                inc["undetermined"], inc["open"],
+                "" if precision is None else f"{precision:.0%}", ", ".join(rule["flags"])]))
+    return rows
+
+
+def workspace_label(workspace: dict[str, Any]) -> str:
+    if workspace.get("workspace"):
+        return f"{workspace['workspace']} ({workspace.get('workspace_id') or '?'})"
+    return str(workspace.get("workspace_id"))
+
+
+def health(document: dict[str, Any], fmt: ReportFormat, stream: IO[str]) -> None:
+    """The health report (:meth:`HealthReport.to_dict`) as tables, JSON or markdown."""
+    if fmt is ReportFormat.json:
+        write_json(document, stream)
+    elif fmt is ReportFormat.markdown:
+        stream.write(health_markdown(document))
+    elif fmt is ReportFormat.html:
+        from .html_report import health_page
+
+        stream.write(health_page(document))
+    else:
+        _health_tables(document, stream)
+
+
+def _health_tables(document: dict[str, Any], stream: IO[str]) -> None:
+    from rich.table import Table
+
+    console = _console(stream)
+    window = document["window"]
+    for entry in document["workspaces"]:
+        title = (f"workspace {workspace_label(entry['workspace'])}: {window['start']} → "
+                 f"{window['end']}")
+        if entry["error"]:
+            console.print(_text(f"{title}: FAILED: {entry['error']}"), style="red")
+            continue
+        table = Table(title=one_line(title))
+        for col in HEALTH_COLUMNS:
+            table.add_column(col, overflow="fold", max_width=40 if col == "rule" else None)
+        for owner, row in health_rows(document):
+            if owner is entry:
+                table.add_row(*(_text(v) for v in row),
+                              style="red" if row[-1] else None)
+        console.print(table)
+        for rule in entry["rules"]:
+            for reason in rule["failure_reasons"]:
+                console.print(_text(f"  {rule['name']}: {reason['count']} failure(s): "
+                                    f"{reason['reason']}"))
+
+
+def health_markdown(document: dict[str, Any]) -> str:
+    window = document["window"]
+    lines = [f"### sentinel-t1190 health: {md(window['start'])} → {md(window['end'])}"]
+    for entry in document["workspaces"]:
+        lines += ["", f"#### {md(workspace_label(entry['workspace']))}", ""]
+        if entry["error"]:
+            lines.append(f"**Failed:** {md(entry['error'])}")
+            continue
+        lines += _md_table(HEALTH_COLUMNS, [row for owner, row in health_rows(document)
+                                            if owner is entry])
+        for warning in entry["warnings"]:
+            lines += ["", f"> warning: {md(warning)}"]
     return "\n".join(lines) + "\n"

@@ -159,7 +159,7 @@ def load_cases(rule: Rule) -> tuple[list[Case], list[str]]:
         return [], [f"no fixtures: {path} does not exist"]
     data, _, findings = _read_yaml(path)
     if data is None:
-        return [], [f"{path}: {f.message}" for f in findings]
+        return [], [f"{path}{f':{f.line}' if f.line else ''}: {f.message}" for f in findings]
     raw = data.get("cases")
     if not isinstance(raw, list):
         return [], [f"{path}: `cases` must be a list"]
@@ -354,10 +354,13 @@ def run_rule(rule: Rule, *, today: date | None = None) -> RuleTestResult:
     result = RuleTestResult(rule, problems=problems)
     try:
         query = deployed_query(rule, today=today)
-        uses = table_uses(query)
     except InputError as exc:
         result.problems.append(f"cannot compile the deployed query: {exc}")
         return result
+    try:
+        uses: Mapping[str, TableUse] | None = table_uses(query)
+    except InputError:
+        uses = None  # the engine reports KQL it cannot run, case by case
     result.cases = [run_case(rule, case, query, uses) for case in cases]
     return result
 

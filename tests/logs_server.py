@@ -16,6 +16,7 @@ need a JWT-shaped bearer token for the Logs API (tests/identity.py signs in for 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import ssl
 import tempfile
@@ -111,11 +112,14 @@ class LogsServer:
     def __init__(self, row_cap: int | None = None) -> None:
         self.row_cap = row_cap
         self.workspaces: dict[str, duckdb.DuckDBPyConnection] = {}
+        #: workspace -> tables besides DeviceProcessEvents (:meth:`add_table`).
+        self.tables: dict[str, list[str]] = {}
         self.script: list[Scripted] = []
         self.requests: list[Seen] = []
         #: workspace id -> the only tenant whose tokens it accepts (else any).
         self.tenants: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._views_lock = threading.Lock()
         self._dir = tempfile.TemporaryDirectory()
         ca = trustme.CA()
         cert = ca.issue_cert("127.0.0.1", "localhost")
@@ -167,6 +171,15 @@ class LogsServer:
         con.execute(f"CREATE TABLE _events AS {select_sql}")
         self.workspaces[workspace] = con
 
+    def add_table(self, workspace: str, table: str, select_sql: str) -> None:
+        """Another table of *workspace* (SentinelHealth, SecurityAlert...): *select_sql*
+        yields its columns, TimeGenerated among them. A table never added does not exist:
+        a query reading it is rejected (400), as the service rejects unknown tables."""
+        if workspace not in self.workspaces:
+            self.add_workspace(workspace, "SELECT NULL::TIMESTAMP AS TimeGenerated LIMIT 0")
+        self.workspaces[workspace].execute(f'CREATE TABLE "_t_{table}" AS {select_sql}')
+        self.tables.setdefault(workspace, []).append(table)
+
     def add_csv_workspace(self, workspace: str, csv_path: str,
                           delay_sql: str = "INTERVAL 5 MINUTE") -> None:
         """A workspace holding a DeviceProcessEvents CSV; TimeGenerated = Timestamp + delay."""
@@ -209,10 +222,17 @@ class LogsServer:
                          f"TimeGenerated < CAST('{_naive(end)}' AS TIMESTAMP)")
             cur.execute("CREATE OR REPLACE TEMP VIEW DeviceProcessEvents AS "
                         f"SELECT * FROM _events WHERE {where}")
+            # Other tables are views in the main catalog (duckdb-kql reads the columns of
+            # those for mv-expand/join), so their queries run one at a time.
+            extra = self.tables.get(workspace, [])
             try:
-                relation = duckdb_kql.kql(cur, body["query"])
-                columns, types = relation.columns, [str(t) for t in relation.types]
-                rows = relation.fetchall()
+                with self._views_lock if extra else contextlib.nullcontext():
+                    for table in extra:
+                        cur.execute(f'CREATE OR REPLACE VIEW "{table}" AS '
+                                    f'SELECT * FROM "_t_{table}" WHERE {where}')
+                    relation = duckdb_kql.kql(cur, body["query"])
+                    columns, types = relation.columns, [str(t) for t in relation.types]
+                    rows = relation.fetchall()
             except (duckdb_kql.KqlError, duckdb.Error) as exc:
                 return 400, {}, iter([error_body(
                     "BadArgumentError", "The request had some invalid properties",

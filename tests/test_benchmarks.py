@@ -11,9 +11,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_benchmark_smoke(tmp_path: Path) -> None:
+    # Every output goes under tmp_path: a test never writes to /dev/null or a system folder.
+    work = tmp_path / "work"
+    work.mkdir()
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench_hunt_local.py"),
-         "--rows", "2000", "--repeat", "1", "--data", str(tmp_path)],
+         "--rows", "2000", "--repeat", "1", "--data", str(tmp_path), "--work", str(work)],
         capture_output=True, text=True, timeout=60, check=False,
     )
     assert result.returncode == 0, result.stderr
@@ -22,4 +25,6 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
     counts = re.search(r"^findings sql (\d+) hunt (\d+): EQUAL$", result.stdout, re.M)
     assert counts and counts[1] == counts[2]
     # The generated file is cached under --data, keyed by rows and format.
-    assert [p.name for p in tmp_path.iterdir()] == ["DeviceProcessEvents-g1-2000.parquet"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "DeviceProcessEvents-g1-2000.parquet", "work"]
+    assert [p.name for p in work.iterdir()] == ["timed.json"]

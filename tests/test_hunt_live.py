@@ -417,3 +417,17 @@ def test_service_messages_with_brackets_in_warnings(server: LogsServer, cli: Any
     assert run.code == 0, (run.stderr, run.exception)
     assert "bad [/] value [bold]x<U+001B>[2J" in " ".join(run.stderr.split())
     assert "\x1b" not in run.stderr
+
+
+def test_progress_lines_on_stderr_for_ci_logs(server: LogsServer, cli: Any) -> None:
+    run = live(server, "--workspace-id", WS1, "--timespan", "7d", "--output", "json",
+               "--progress-every", "0", cli=cli)
+    assert run.code == 0, run.stderr
+    lines = [line for line in run.stderr.splitlines() if line.startswith("hunting ")]
+    assert len(lines) == 7  # one per day slice
+    total = run.json()["summary"]["total"]
+    assert lines[-1].endswith(f": 100% of the window searched, 7 slice(s), {total} finding(s)")
+    assert "14% of the window searched, 1 slice(s)" in lines[0]
+    # By default a short hunt stays quiet.
+    quiet = live(server, "--workspace-id", WS1, "--timespan", "7d", "--output", "json", cli=cli)
+    assert "hunting " not in quiet.stderr

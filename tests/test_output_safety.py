@@ -192,7 +192,7 @@ def test_service_errors_in_fleet_and_deploy_tables() -> None:
     deploy = {"workspace": {"workspace": "[w]", "resource_group": "g"},
               "rules": [{"id": "[id]", "name": BRACKETED, "action": "refused",
                          "reason": "table [x] missing \x07", "changes": []}]}
-    shown = _printed(lambda s: render._rule_report(deploy, "action", "deploy",
+    shown = _printed(lambda s: render.rule_report(deploy, "action", "deploy",
                                                    OutputFormat.table, s))
     assert "workspace [w] (resource group g)" in shown
     assert table_column(shown, "rule") == "[id]"

@@ -54,6 +54,7 @@ class Scripted:
 
 @dataclass
 class Seen:
+    method: str
     path: str
     body: dict[str, Any]
     headers: dict[str, str]
@@ -135,14 +136,17 @@ class _KqlServer:
         reply = self._scripted() if method == "POST" else None
         if reply is not None:
             status, extra, document, rows = reply.status, reply.headers, reply.body, 0
-        elif method == "POST" and not headers.get("Authorization", "").startswith("Bearer "):
+        elif (path != "/v1/rest/auth/metadata"
+              and not headers.get("Authorization", "").startswith("Bearer ")):
             status, extra, rows = 401, {}, 0
             document = {"error": {"code": "InvalidAuthenticationToken",
                                   "message": "Access token is empty."}}
         else:
             status, extra, document, rows = self.answer(method, path, body)
         with self._lock:
-            self.requests.append(Seen(path, body, headers, status, rows))
+            self.requests.append(Seen(method, path, body, headers, status, rows))
+        if document is None:
+            return status, extra, b""
         return status, extra, json.dumps(document, default=_iso).encode()
 
 
@@ -180,22 +184,52 @@ def _handler(server: _KqlServer) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             self._reply("GET")
 
+        def do_PATCH(self) -> None:
+            self._reply("PATCH")
+
+        def do_DELETE(self) -> None:
+            self._reply("DELETE")
+
     return Handler
 
 
-class GraphServer(_KqlServer):
-    """``POST /v1.0/security/runHuntingQuery``."""
+RULES = "/beta/security/rules/detectionRules"
 
-    def __init__(self, row_cap: int = 100_000, size_cap: int | None = None) -> None:
+
+class GraphServer(_KqlServer):
+    """``POST /v1.0/security/runHuntingQuery`` and ``/beta/security/rules/detectionRules``
+    (list with paging, get, create, update, delete), custom detections held in memory."""
+
+    def __init__(self, row_cap: int = 100_000, size_cap: int | None = None,
+                 page_size: int = 2) -> None:
         super().__init__()
         self.row_cap = row_cap
         self.size_cap = size_cap
+        self.page_size = page_size
+        self.rules: dict[str, dict[str, Any]] = {}
+        self._next_id = 1000
 
     def hunting_queries(self) -> list[Seen]:
         return [r for r in self.requests if r.path.endswith("/security/runHuntingQuery")]
 
+    def rule_writes(self) -> list[Seen]:
+        return [r for r in self.requests if r.path.startswith(RULES) and r.method != "GET"]
+
+    def add_foreign_rule(self, name: str) -> str:
+        """A custom detection someone else made (the tool must never touch it)."""
+        self._next_id += 1
+        rule_id = str(self._next_id)
+        self.rules[rule_id] = {"id": rule_id, "displayName": name, "isEnabled": True,
+                               "queryCondition": {"queryText": "DeviceEvents | take 1"},
+                               "schedule": {"period": "24H"},
+                               "detectionAction": {"alertTemplate": {"title": name,
+                                                                     "description": "theirs"}}}
+        return rule_id
+
     def answer(self, method: str, path: str, body: dict[str, Any]
                ) -> tuple[int, dict[str, str], Any, int]:
+        if path.startswith(RULES):
+            return self._rules(method, path, body)
         if method != "POST" or path != "/v1.0/security/runHuntingQuery":
             return 404, {}, {"error": {"code": "BadRequest", "message": f"no {path}"}}, 0
         where = "true"
@@ -218,6 +252,66 @@ class GraphServer(_KqlServer):
                        for c, t in zip(columns, types, strict=True)],
             "results": [dict(zip(columns, row, strict=True)) for row in rows],
         }, len(rows)
+
+
+    def _rules(self, method: str, path: str, body: dict[str, Any]
+               ) -> tuple[int, dict[str, str], Any, int]:
+        rest = path[len(RULES):]
+        if method == "POST" and rest == "":
+            return self._create(body)
+        if method == "GET" and (rest == "" or rest.startswith("?$skiptoken=")):
+            start = int(rest.partition("=")[2] or 0)
+            ids = sorted(self.rules)
+            page: dict[str, Any] = {
+                "@odata.context": "https://graph.microsoft.com/beta/$metadata#security/rules/"
+                                  "detectionRules",
+                "value": [self.rules[i] for i in ids[start:start + self.page_size]]}
+            if start + self.page_size < len(ids):
+                page["@odata.nextLink"] = (f"{self.url}{RULES}?$skiptoken="
+                                           f"{start + self.page_size}")
+            return 200, {}, page, 0
+        rule_id = rest.lstrip("/")
+        if rule_id not in self.rules:
+            return 404, {}, {"error": {"code": "NotFound",
+                                       "message": f"Rule {rule_id} not found"}}, 0
+        if method == "GET":
+            return 200, {}, self.rules[rule_id], 0
+        if method == "DELETE":
+            del self.rules[rule_id]
+            return 204, {}, None, 0
+        if method == "PATCH":
+            self.rules[rule_id] = _merge(self.rules[rule_id], body)
+            self.rules[rule_id]["lastModifiedDateTime"] = datetime.now().isoformat() + "Z"
+            return 200, {}, self.rules[rule_id], 0
+        return 405, {}, {"error": {"code": "BadRequest", "message": method}}, 0
+
+    def _create(self, body: dict[str, Any]) -> tuple[int, dict[str, str], Any, int]:
+        self._next_id += 1
+        rule_id = str(self._next_id)
+        now = datetime.now().isoformat() + "Z"
+        created = _merge(body, {
+            "id": rule_id, "createdBy": "analyst@contoso.com", "createdDateTime": now,
+            "lastModifiedBy": "analyst@contoso.com", "lastModifiedDateTime": now,
+            "detectorId": str(uuid.uuid4()),
+            "schedule": {"nextRunDateTime": now},
+            "lastRunDetails": {"lastRunDateTime": None, "status": None,
+                               "failureReason": None, "errorCode": None}})
+        self.rules[rule_id] = created
+        return 201, {}, created, 0
+
+    def edit_rule(self, rule_id: str, changes: dict[str, Any]) -> None:
+        """A change made in the portal, behind the tool's back."""
+        self.rules[rule_id] = _merge(self.rules[rule_id], changes)
+
+
+def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    merged = json.loads(json.dumps(base))
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 class KustoServer(_KqlServer):

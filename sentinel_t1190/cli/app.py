@@ -13,6 +13,7 @@ from typer.core import TyperArgument, TyperGroup
 
 from .._version import __version__
 from ..errors import ExitCode, internal_error_message
+from ..safe_text import visible
 from .examples import epilog
 
 
@@ -76,7 +77,7 @@ class _OneLineErrors(TyperGroup):
         except Exception as exc:  # a bug outside any command (parsing, callbacks): exit 5
             if "--debug" in (sys.argv[1:] if args is None else list(args)):
                 traceback.print_exc(file=sys.stderr)
-            typer.echo(f"error: {internal_error_message(exc)}", err=True)
+            typer.echo(f"error: {visible(internal_error_message(exc))}", err=True)
             code = ExitCode.INTERNAL
         code = int(code) if isinstance(code, int) else 0
         if standalone_mode:
@@ -90,7 +91,8 @@ app = typer.Typer(
     help="Validate, test, deploy and hunt with the Microsoft Sentinel T1190 detection "
     "(web-server processes spawning shells and attacker tools).",
     epilog="\b\nExamples:\n  sentinel-t1190 hunt --sample\n  sentinel-t1190 deploy -h\n"
-    "  sentinel-t1190 --install-completion bash   (or zsh, fish, powershell)",
+    "  sentinel-t1190 --install-completion   (for the shell it runs in: bash, zsh, fish, "
+    "PowerShell)",
     no_args_is_help=True,
     add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -101,7 +103,7 @@ app = typer.Typer(
 #: Command modules in the order --help lists them, imported for their @app.command
 #: registrations; a module not written yet is skipped.
 COMMAND_MODULES = ("pack", "test", "hunt", "backtest", "deploy", "status", "remove", "rollout",
-                   "export")
+                   "health", "export")
 
 
 def _version(value: bool) -> None:

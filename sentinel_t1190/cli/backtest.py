@@ -11,11 +11,22 @@ from ..errors import ExitCode, InputError
 from ..reports import ReportFormat
 from ..timespan import parse_instant
 from .app import app
-from .common import Debug, Out, PackDir, RuleIds, Verbose, command, output_stream, warn
+from .common import (
+    Debug,
+    Out,
+    PackDir,
+    RuleIds,
+    Verbose,
+    command,
+    found,
+    output_stream,
+    warn,
+)
 
 ReportOutput = Annotated[ReportFormat, typer.Option(
     "--output", "-o", metavar="FORMAT", case_sensitive=False,
-    help="table for people, json for machines, markdown for a pull-request comment.")]
+    help="table for people, json for machines, markdown for a pull-request comment, html "
+    "for one self-contained page.")]
 
 
 @app.command("backtest")
@@ -67,5 +78,7 @@ def backtest_command(
         warn(message)
     with output_stream(out) as stream:
         reports.backtest(result.to_dict(), output, stream)
-    failed = (fail_on_added and result.added) or (fail_on_removed and result.removed)
-    return ExitCode.FOUND if failed else ExitCode.OK
+    why = [f"{happened} finding(s) {what} and --fail-on-{what}" for what, asked, happened in (
+        ("added", fail_on_added, result.added), ("removed", fail_on_removed, result.removed))
+        if asked and happened]
+    return found("; ".join(why)) if why else ExitCode.OK

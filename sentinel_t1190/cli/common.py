@@ -57,7 +57,9 @@ Out = Annotated[
     typer.Option(
         "--out",
         metavar="FILE",
-        help="Write the result to this file instead of stdout.",
+        help="Write the result to this file instead of stdout ('-': stdout). A regular file "
+        "is replaced whole, keeping its permissions; devices, FIFOs and symlink targets are "
+        "written in place.",
         dir_okay=False,
     ),
 ]
@@ -150,7 +152,8 @@ def command(func: F) -> F:
         debug = bool(kwargs.get("debug"))
         _setup_logging(bool(kwargs.get("verbose")), debug)
         try:
-            code = func(*args, **kwargs)
+            with _sigterm_unwinds():
+                code = func(*args, **kwargs)
         except SentinelT1190Error as exc:
             if debug:
                 traceback.print_exc(file=sys.stderr)
@@ -159,12 +162,15 @@ def command(func: F) -> F:
         except KeyboardInterrupt:
             typer.echo("error: interrupted", err=True)
             raise typer.Exit(130) from None
+        except Terminated:
+            typer.echo("error: terminated", err=True)
+            raise typer.Exit(143) from None
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise
         except Exception as exc:  # a bug: one line and exit 5, never a traceback or exit 1
             if debug:
                 traceback.print_exc(file=sys.stderr)
-            typer.echo(f"error: {internal_error_message(exc)}", err=True)
+            typer.echo(f"error: {visible(internal_error_message(exc))}", err=True)
             raise typer.Exit(int(ExitCode.INTERNAL)) from None
         raise typer.Exit(int(code or ExitCode.OK))
 
@@ -181,16 +187,42 @@ def from_command_line(ctx: typer.Context, name: str) -> bool:
     return source is not None and source.name == "COMMANDLINE"
 
 
+class Terminated(BaseException):  # like KeyboardInterrupt: not caught as an Exception
+    """SIGTERM arrived (a CI job cancelled, ``kill``): unwind like Ctrl-C does."""
+
+
+@contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """While a command runs, SIGTERM raises :class:`Terminated` in the main thread, so
+    ``finally`` blocks run and no temporary ``.partial`` file is left behind."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(_signum: int, _frame: object) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @contextmanager
 def output_stream(out: Path | None) -> Iterator[IO[str]]:
-    """stdout, or *out* written whole (a temporary file renamed, so no half-written result)."""
-    if out is None:
+    """stdout (no --out, or ``--out -``), or *out* as :func:`files.atomic_open` writes it."""
+    if out is None or str(out) == "-":
         yield sys.stdout
         return
     from ..files import atomic_open
 
     with atomic_open(out) as handle:
         yield handle
+    note(f"wrote {out}")
 
 
 # --- Azure options (every Azure command), each with its environment variable ----------------
@@ -248,6 +280,31 @@ SubscriptionId = Annotated[
         help="Subscription of the workspace.",
     ),
 ]
+# The single-workspace target options, optional where another form of target can stand in
+# for them (status/rollout --targets or --discover; deploy/status/remove --defender).
+OptSubscription = Annotated[str | None, typer.Option(
+    "--subscription-id", envvar="AZURE_SUBSCRIPTION_ID", metavar="GUID",
+    help="Subscription of the workspace.")]
+OptResourceGroup = Annotated[str | None, typer.Option(
+    "--resource-group", "-g", metavar="NAME", help="Resource group of the workspace.")]
+OptWorkspace = Annotated[str | None, typer.Option(
+    "--workspace", "-w", metavar="NAME", help="Log Analytics workspace name (Sentinel-enabled).")]
+Defender = Annotated[bool, typer.Option(
+    "--defender", help="Act on Defender XDR custom detection rules (Microsoft Graph, "
+    "tenant-wide) instead of a Sentinel workspace.")]
+
+
+def require_workspace(subscription_id: str | None, resource_group: str | None,
+                      workspace: str | None) -> tuple[str, str, str]:
+    """The three single-workspace options, all of them, or an input error."""
+    if not (subscription_id and resource_group and workspace):
+        from ..errors import InputError
+
+        raise InputError("give the workspace: --subscription-id, --resource-group and "
+                         "--workspace (or --defender for Defender XDR custom detections)")
+    return subscription_id, resource_group, workspace
+
+
 ResourceGroup = Annotated[
     str,
     typer.Option("--resource-group", "-g", metavar="NAME", help="Resource group of the workspace."),

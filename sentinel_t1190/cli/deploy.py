@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .. import render
-from ..errors import ExitCode
+from ..errors import ExitCode, InputError
 from ..render import OutputFormat
 from ..safe_text import visible
 from .app import app
@@ -16,20 +16,23 @@ from .common import (
     ArmEndpoint,
     CloudOpt,
     Debug,
+    Defender,
+    GraphEndpoint,
     LogsEndpoint,
+    OptResourceGroup,
+    OptSubscription,
+    OptWorkspace,
     Out,
     PackDir,
     ReportOutput,
-    ResourceGroup,
     RuleIds,
-    SubscriptionId,
     TenantId,
     Verbose,
-    Workspace,
     command,
     found,
     output_stream,
     refused_summary,
+    require_workspace,
 )
 
 if TYPE_CHECKING:
@@ -49,9 +52,9 @@ def connect(target: Target, cloud: str, arm_endpoint: str | None,
 @app.command("deploy")
 @command
 def deploy_command(
-    subscription_id: SubscriptionId,
-    resource_group: ResourceGroup,
-    workspace: Workspace,
+    subscription_id: OptSubscription = None,
+    resource_group: OptResourceGroup = None,
+    workspace: OptWorkspace = None,
     rule: RuleIds = None,
     pack_dir: PackDir = None,
     dry_run: Annotated[bool, typer.Option(
@@ -69,6 +72,11 @@ def deploy_command(
     tenant_id: TenantId = None,
     arm_endpoint: ArmEndpoint = None,
     logs_endpoint: LogsEndpoint = None,
+    defender: Defender = False,
+    isolate_device: Annotated[bool, typer.Option(
+        "--isolate-device", help="With --defender: each alert isolates its device (a response "
+        "action; off unless asked).")] = False,
+    graph_endpoint: GraphEndpoint = None,
     verbose: Verbose = False,
     debug: Debug = False,
 ) -> int:
@@ -83,7 +91,16 @@ def deploy_command(
     from ..deploy import Target, deploy
 
     rules = api.load_pack(pack_dir).select(rule)
-    target = Target(subscription_id, resource_group, workspace, tenant_id)
+    if isolate_device and not defender:
+        raise InputError("--isolate-device goes with --defender")
+    if defender:
+        from . import defender as on_defender
+
+        return on_defender.deploy(rules, dry_run=dry_run, disabled=disabled,
+                                  isolate=isolate_device, allow_refused=allow_refused,
+                                  cloud=cloud, tenant_id=tenant_id,
+                                  graph_endpoint=graph_endpoint, output=output, out=out)
+    target = Target(*require_workspace(subscription_id, resource_group, workspace), tenant_id)
     with connect(target, cloud, arm_endpoint, logs_endpoint) as client:
         result = deploy(client, rules, dry_run=dry_run, disabled=disabled, force=force)
     with output_stream(out) as stream:

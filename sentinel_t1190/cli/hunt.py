@@ -6,6 +6,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any
 
@@ -22,17 +23,33 @@ from .common import (
     GraphEndpoint,
     LogsEndpoint,
     Out,
-    Output,
     PackDir,
     TenantId,
     Verbose,
     command,
+    found,
+    note,
     output_stream,
     warn,
 )
 
+
+class HuntFormat(StrEnum):
+    table = "table"
+    json = "json"
+    ndjson = "ndjson"
+    csv = "csv"
+    html = "html"
+
+
+HuntOutput = Annotated[HuntFormat, typer.Option(
+    "--output", "-o", metavar="FORMAT", case_sensitive=False,
+    help="table for people; json, ndjson or csv for machines; html for one self-contained "
+    "page with a timeline of findings per device and label.")]
+
 if TYPE_CHECKING:
     from ..azure.clouds import Cloud
+    from ..livehunt import HuntProgress
     from ..rules import Pack, Rule
     from ..state import HuntState
 
@@ -46,9 +63,9 @@ def hunt_command(
             "--local",
             "-l",
             metavar="FILE",
-            help="Telemetry file to hunt offline (CSV, TSV, JSON, JSONL, Parquet; text formats "
-            "may be .gz), named after its table or given as TABLE=PATH. Repeat, or list several "
-            "after it.",
+            help="Telemetry file to hunt offline (CSV, TSV, JSON, JSONL, Parquet, Event Hub "
+            "records; IIS W3C and Apache/nginx logs as W3CIISLog; text formats may be .gz), "
+            "named after its table or given as TABLE=PATH. Repeat, or list several after it.",
         ),
     ] = None,
     files: Annotated[
@@ -175,6 +192,16 @@ def hunt_command(
             help="Queries in flight at once (the Logs API allows 5 per identity).",
         ),
     ] = 5,
+    progress_every: Annotated[
+        float,
+        typer.Option(
+            "--progress-every",
+            metavar="SECONDS",
+            min=0,
+            help="Live hunts with stderr not a terminal (CI logs): seconds between progress "
+            "lines (share of the window searched, slices, findings). A terminal gets a bar.",
+        ),
+    ] = 15.0,
     defender: Annotated[
         bool,
         typer.Option(
@@ -209,7 +236,7 @@ def hunt_command(
     tenant_id: TenantId = None,
     logs_endpoint: LogsEndpoint = None,
     graph_endpoint: GraphEndpoint = None,
-    output: Output = OutputFormat.table,
+    output: HuntOutput = HuntFormat.table,
     csv_raw: Annotated[
         bool,
         typer.Option(
@@ -230,6 +257,8 @@ def hunt_command(
     lookback.
     """
     paths = [*(local or []), *(files or [])]
+    html = output is HuntFormat.html
+    fmt = OutputFormat.json if html else OutputFormat(output.value)
     if database and not cluster:
         raise InputError("--database goes with --cluster URL")
     if table_map and not cluster:
@@ -263,10 +292,12 @@ def hunt_command(
             cloud=cloud,
             tenant_id=tenant_id,
             logs_endpoint=logs_endpoint,
-            output=output,
+            output=fmt,
             csv_raw=csv_raw,
             out=out,
+            html=html,
             pack=pack,
+            progress_every=progress_every,
         )
     for name, value in (("--state", state), ("--allow-partial", allow_partial)):
         if value:
@@ -289,10 +320,32 @@ def hunt_command(
     for result in results:
         for message in result.warnings:
             warn(message)
+    with _report_stream(out, html) as stream:
+        render.hunt(results, fmt, stream, raw_csv=csv_raw)
+    total = sum(len(r.findings) for r in results)
+    if fail_on_findings and total:
+        return found(f"{total} finding(s) and --fail-on-findings")
+    return ExitCode.OK
+
+
+@contextmanager
+def _report_stream(out: Path | None, html: bool) -> Iterator[IO[str]]:
+    """Where the hunt writes: the output, or for --output html a buffer of the JSON
+    document(s) turned into the page when the hunt is done."""
+    if not html:
+        with output_stream(out) as stream:
+            yield stream
+        return
+    import io
+    import json
+
+    from ..html_report import hunt_page
+
+    buffer = io.StringIO()
+    yield buffer
+    document = json.loads(buffer.getvalue())
     with output_stream(out) as stream:
-        render.hunt(results, output, stream, raw_csv=csv_raw)
-    found = any(r.findings for r in results)
-    return ExitCode.FOUND if fail_on_findings and found else ExitCode.OK
+        stream.write(hunt_page(document.get("results") or [document]))
 
 
 #: Files at least this big (together) get a spinner on stderr while the query runs.
@@ -336,6 +389,49 @@ def _progress(paths: list[str]) -> Iterator[None]:
     label = f"Hunting {len(paths)} file(s), {total / 1024 / 1024:,.0f} MiB…"
     with Console(stderr=True).status(label, spinner="dots"):
         yield
+
+
+class _LiveProgress:
+    """Live hunt progress on stderr: a bar on a terminal, else a line every *every* seconds
+    (CI logs), so a long hunt is never silent and a short one stays quiet."""
+
+    def __init__(self, every: float = 15.0) -> None:
+        import time
+
+        self._clock = time.monotonic
+        self._last = self._clock()
+        self._every = every
+        self._bar: Any = None
+        self._task: Any = None
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 TextColumn("{task.percentage:>3.0f}% of the window"),
+                                 TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
+                                 console=Console(stderr=True), transient=True)
+
+    def __enter__(self) -> _LiveProgress:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def __call__(self, progress: HuntProgress) -> None:
+        detail = f"{progress.slices} slice(s), {progress.rows:,} finding(s)"
+        if self._bar is not None:
+            if self._task is None:
+                self._task = self._bar.add_task("hunting", total=1.0, detail="")
+            self._bar.update(self._task, completed=progress.searched, detail=detail,
+                             description=f"hunting {progress.rule[:40]}")
+        elif self._clock() - self._last >= self._every:
+            self._last = self._clock()
+            note(f"hunting {progress.rule}: {progress.searched:.0%} of the window searched, "
+                 f"{detail}")
 
 
 @dataclass(frozen=True)
@@ -382,7 +478,9 @@ def _run_live(
     output: OutputFormat,
     csv_raw: bool,
     out: Path | None,
+    html: bool,
     pack: Pack,
+    progress_every: float,
 ) -> int:
     import tempfile
 
@@ -390,11 +488,13 @@ def _run_live(
     from ..azure.clouds import resolve_cloud
     from ..livehunt import LiveOptions
 
+    reporter = _LiveProgress(progress_every)
     options = LiveOptions(
         slice_size=parse_duration(slice_size),
         min_slice=parse_duration(min_slice),
         concurrency=concurrency,
         raw_csv=csv_raw,
+        on_progress=reporter,
     )
     target = resolve_cloud(cloud, logs_endpoint=logs_endpoint,
                            graph_endpoint=where.graph_endpoint)
@@ -402,8 +502,9 @@ def _run_live(
     streamed = output in (OutputFormat.ndjson, OutputFormat.csv)
     spools: list[IO[str]] = []
     with (
-        output_stream(out) as stream,
+        _report_stream(out, html) as stream,
         _live_client(where, target, credential, server_timeout) as client,
+        reporter,
     ):
 
         def sink_for(_rule: Rule) -> Any:
@@ -461,5 +562,7 @@ def _run_live(
             f"{len(incomplete)} rule(s) searched only part of the window (see warnings); "
             "the results above are incomplete. Pass --allow-partial to accept that."
         )
-    found = any(r.tally.total for r in results)
-    return ExitCode.FOUND if fail_on_findings and found else ExitCode.OK
+    total = sum(r.tally.total for r in results)
+    if fail_on_findings and total:
+        return found(f"{total} finding(s) and --fail-on-findings")
+    return ExitCode.OK

@@ -12,7 +12,7 @@ from .. import api, render
 from ..errors import ExitCode
 from ..render import OutputFormat
 from .app import app
-from .common import Debug, Out, Output, PackDir, Verbose, command, output_stream
+from .common import Debug, Out, Output, PackDir, Verbose, command, found, output_stream
 
 
 @app.command("rules")
@@ -52,7 +52,8 @@ def validate_command(
     checked, findings = api.validate(paths, pack_root=pack_dir)
     with output_stream(out) as stream:
         render.findings(findings, checked, output, stream)
-    return ExitCode.FOUND if any(f.level == "error" for f in findings) else ExitCode.OK
+    errors = sum(1 for f in findings if f.level == "error")
+    return found(f"{errors} error(s) in the rule files") if errors else ExitCode.OK
 
 
 @app.command("init")

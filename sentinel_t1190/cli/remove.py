@@ -15,18 +15,21 @@ from .common import (
     ArmEndpoint,
     CloudOpt,
     Debug,
+    Defender,
+    GraphEndpoint,
     LogsEndpoint,
+    OptResourceGroup,
+    OptSubscription,
+    OptWorkspace,
     Out,
     PackDir,
     ReportOutput,
-    ResourceGroup,
     RuleIds,
-    SubscriptionId,
     TenantId,
     Verbose,
-    Workspace,
     command,
     output_stream,
+    require_workspace,
 )
 from .deploy import connect
 
@@ -34,9 +37,9 @@ from .deploy import connect
 @app.command("remove")
 @command
 def remove_command(
-    subscription_id: SubscriptionId,
-    resource_group: ResourceGroup,
-    workspace: Workspace,
+    subscription_id: OptSubscription = None,
+    resource_group: OptResourceGroup = None,
+    workspace: OptWorkspace = None,
     rule: RuleIds = None,
     pack_dir: PackDir = None,
     yes: Annotated[bool, typer.Option(
@@ -47,6 +50,8 @@ def remove_command(
     tenant_id: TenantId = None,
     arm_endpoint: ArmEndpoint = None,
     logs_endpoint: LogsEndpoint = None,
+    defender: Defender = False,
+    graph_endpoint: GraphEndpoint = None,
     verbose: Verbose = False,
     debug: Debug = False,
 ) -> int:
@@ -55,15 +60,25 @@ def remove_command(
     from ..deploy import Target, remove
 
     rules = api.load_pack(pack_dir).select(rule)
+    if not defender:
+        subscription_id, resource_group, workspace = require_workspace(
+            subscription_id, resource_group, workspace)
     names = ", ".join(f"{r.short_id} ({r.name})" for r in rules)
-    question = (f"Delete {len(rules)} rule(s) from workspace {workspace!r} "
-                f"(resource group {resource_group!r}): {names}?")
+    place = ("Defender XDR custom detections" if defender else
+             f"workspace {workspace!r} (resource group {resource_group!r})")
+    question = f"Delete {len(rules)} rule(s) from {place}: {names}?"
     if not yes:
         if not sys.stdin.isatty():
             raise InputError(f"{question} No terminal to ask on: pass --yes to confirm")
         if not typer.confirm(question, err=True):
             typer.echo("nothing deleted", err=True)
             return ExitCode.OK
+    if defender:
+        from . import defender as on_defender
+
+        return on_defender.remove(rules, cloud=cloud, tenant_id=tenant_id,
+                                  graph_endpoint=graph_endpoint, output=output, out=out)
+    assert subscription_id and resource_group and workspace
     target = Target(subscription_id, resource_group, workspace, tenant_id)
     with connect(target, cloud, arm_endpoint, logs_endpoint) as client:
         result = remove(client, rules)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
 from .. import render
-from ..errors import ExitCode, InputError
+from ..errors import ExitCode
 from ..render import OutputFormat
 from .app import app
 from .common import (
@@ -15,7 +13,12 @@ from .common import (
     ArmEndpoint,
     CloudOpt,
     Debug,
+    Defender,
+    GraphEndpoint,
     LogsEndpoint,
+    OptResourceGroup,
+    OptSubscription,
+    OptWorkspace,
     Out,
     PackDir,
     ReportOutput,
@@ -28,19 +31,10 @@ from .common import (
     not_in_sync,
     output_stream,
     refused_summary,
+    require_workspace,
 )
 from .deploy import connect
 from .rollout import Concurrency, Discover, TargetsFile, fleet_status
-
-# The single-workspace target options are optional here, so the fleet forms
-# (--targets FILE / --discover, added by rollout) can stand in for them.
-OptSubscription = Annotated[str | None, typer.Option(
-    "--subscription-id", envvar="AZURE_SUBSCRIPTION_ID", metavar="GUID",
-    help="Subscription of the workspace.")]
-OptResourceGroup = Annotated[str | None, typer.Option(
-    "--resource-group", "-g", metavar="NAME", help="Resource group of the workspace.")]
-OptWorkspace = Annotated[str | None, typer.Option(
-    "--workspace", "-w", metavar="NAME", help="Log Analytics workspace name (Sentinel-enabled).")]
 
 
 @app.command("status")
@@ -62,6 +56,8 @@ def status_command(
     tenant_id: TenantId = None,
     arm_endpoint: ArmEndpoint = None,
     logs_endpoint: LogsEndpoint = None,
+    defender: Defender = False,
+    graph_endpoint: GraphEndpoint = None,
     verbose: Verbose = False,
     debug: Debug = False,
 ) -> int:
@@ -84,11 +80,14 @@ def status_command(
         return fleet_status(targets, discover, subscription_id, resource_group, workspace,
                             rule, concurrency, cloud, tenant_id, arm_endpoint, logs_endpoint,
                             output, out, pack_dir, allow_refused)
-    if not (subscription_id and resource_group and workspace):
-        raise InputError("give the workspace: --subscription-id, --resource-group and "
-                         "--workspace")
     rules = api.load_pack(pack_dir).select(rule)
-    target = Target(subscription_id, resource_group, workspace, tenant_id)
+    if defender:
+        from . import defender as on_defender
+
+        return on_defender.status(rules, allow_refused=allow_refused, cloud=cloud,
+                                  tenant_id=tenant_id, graph_endpoint=graph_endpoint,
+                                  output=output, out=out)
+    target = Target(*require_workspace(subscription_id, resource_group, workspace), tenant_id)
     with connect(target, cloud, arm_endpoint, logs_endpoint) as client:
         result = status(client, rules)
     with output_stream(out) as stream:

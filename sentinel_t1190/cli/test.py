@@ -6,7 +6,17 @@ from .. import api, render
 from ..errors import ExitCode
 from ..render import OutputFormat
 from .app import app
-from .common import Debug, Out, Output, PackDir, RuleIds, Verbose, command, output_stream
+from .common import (
+    Debug,
+    Out,
+    Output,
+    PackDir,
+    RuleIds,
+    Verbose,
+    command,
+    found,
+    output_stream,
+)
 
 
 @app.command("test")
@@ -27,4 +37,7 @@ def test_command(
     document = api.test_rules(rule, pack=api.load_pack(pack_dir))
     with output_stream(out) as stream:
         render.rule_tests(document, output, stream)
-    return ExitCode.OK if document["passed"] else ExitCode.FOUND
+    if document["passed"]:
+        return ExitCode.OK
+    s = document["summary"]
+    return found(f"{s['cases_failed']} case(s) failed, {s['rules_failed']} rule(s) failed")
