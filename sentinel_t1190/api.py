@@ -107,10 +107,14 @@ def test_rules(rule_ids: Sequence[str] | None = None, *, pack: Pack | None = Non
     return summary(run_rules(rules))
 
 
-def backtest_local(
+def backtest(
     baseline: str,
-    files: Sequence[str],
     *,
+    files: Sequence[str] = (),
+    workspaces: Sequence[str] = (),
+    client: LogsQuerier | None = None,
+    options: LiveOptions | None = None,
+    request_timespan: Callable[[Window], str | None] | None = None,
     rule_ids: Sequence[str] | None = None,
     pack: Pack | None = None,
     timespan: str | None = None,
@@ -119,22 +123,33 @@ def backtest_local(
     now: datetime | None = None,
 ) -> BacktestResult:
     """The pack (default bundled) against *baseline* — a pack folder or a git revision of
-    the pack's repository — over local telemetry files; per rule added/removed/unchanged
-    findings and per exclusion the findings it suppresses. Default window: 7 days."""
+    the pack's repository — over the same data: local telemetry *files*, or live
+    *workspaces* through *client* (the hunt machinery: slices, splits, completeness). Per
+    rule added/removed/unchanged findings, per exclusion the findings it suppresses.
+    Default window: 7 days."""
     from . import backtest as _backtest
 
-    if not files:
-        raise InputError("nothing to backtest on: give --local FILE...")
+    if bool(files) == bool(workspaces):
+        raise InputError("backtest over --local FILE... or --workspace-id GUID... (one of them)")
+    for workspace in workspaces:
+        if not GUID.fullmatch(workspace):
+            raise InputError(f"--workspace-id {workspace!r} is not a workspace ID (a GUID)")
     current = pack or load_pack()
     window = resolve_window(now or datetime.now(UTC),
                             timespan or (None if start else _backtest.DEFAULT_TIMESPAN),
                             start, end)
-    run = _backtest.local_runner(files, window)
+    if files:
+        run = _backtest.local_runner(files, window)
+        source: dict[str, Any] = {"kind": "local", "files": list(files)}
+    else:
+        if client is None:
+            raise InputError("a live backtest needs a Logs API client")
+        run = _backtest.live_runner(list(dict.fromkeys(workspaces)), window, client,
+                                    options=options, timespan=request_timespan)
+        source = {"kind": "workspaces", "workspaces": list(dict.fromkeys(workspaces))}
     with _backtest.baseline_pack(baseline, current.root or Path(".")) as (old, info):
-        return _backtest.backtest(
-            current.select(rule_ids), old, run, baseline_info=info,
-            source={"kind": "local", "files": list(files)}, window=window,
-            include_deleted=not rule_ids)
+        return _backtest.backtest(current.select(rule_ids), old, run, baseline_info=info,
+                                  source=source, window=window, include_deleted=not rule_ids)
 
 
 def health(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, UnsupportedQueryError, first_line
 from .readers import WEB_LOG_SUFFIXES, WEB_LOG_TABLE, is_web_log
+from .readers import file_suffix as _suffix
 from .schema import DUCKDB_TYPES, TableSchema, known_tables, table_schema
 
 if TYPE_CHECKING:
@@ -60,13 +61,6 @@ class LocalFile:
 
     table: str
     path: Path
-
-
-def _suffix(path: Path) -> str:
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] == ".gz":
-        suffixes = suffixes[:-1]
-    return suffixes[-1] if suffixes else ""
 
 
 def resolve_files(specs: Iterable[str], main_table: str) -> list[LocalFile]:

@@ -15,7 +15,7 @@ from .errors import InputError
 from .readers import is_web_log
 from .rules import Rule
 from .schema import columns_read, table_schema
-from .timespan import iso_z, parse_duration, parse_instant
+from .timespan import iso_seconds, iso_z, parse_duration, parse_instant
 
 if TYPE_CHECKING:
     from .engine import LocalEngine
@@ -33,11 +33,7 @@ class Window:
     end: datetime
 
     def to_dict(self) -> dict[str, str]:
-        return {"start": _iso_seconds(self.start), "end": _iso_seconds(self.end)}
-
-
-def _iso_seconds(moment: datetime) -> str:
-    return iso_z(moment).replace(".000000Z", "Z")
+        return {"start": iso_seconds(self.start), "end": iso_seconds(self.end)}
 
 
 def resolve_window(
@@ -58,8 +54,8 @@ def resolve_window(
         except OverflowError:
             raise InputError(f"--timespan {timespan!r} reaches back before year 1") from None
     if start_at >= end_at:
-        raise InputError(f"the window is empty: start {_iso_seconds(start_at)} is not before "
-                         f"end {_iso_seconds(end_at)}")
+        raise InputError(f"the window is empty: start {iso_seconds(start_at)} is not before "
+                         f"end {iso_seconds(end_at)}")
     return Window(start_at, end_at)
 
 
@@ -180,9 +176,9 @@ def _window_hints(engine: LocalEngine, query: str, window: Window, tables: set[s
         days = -(-(last - first) // timedelta(days=1)) + 1
         span = f" --timespan {days}d" if last - first >= window.end - window.start else ""
         hints.append(
-            f"none of the {count} {table} row(s) is in the window ({_iso_seconds(window.start)}, "
-            f"{_iso_seconds(window.end)}]: their {column} runs from {_iso_seconds(first)} to "
-            f"{_iso_seconds(last)}; to hunt them, pass --now {_iso_seconds(last)}{span}")
+            f"none of the {count} {table} row(s) is in the window ({iso_seconds(window.start)}, "
+            f"{iso_seconds(window.end)}]: their {column} runs from {iso_seconds(first)} to "
+            f"{iso_seconds(last)}; to hunt them, pass --now {iso_seconds(last)}{span}")
     return hints
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from .errors import InputError, UnsupportedQueryError
 from .schema import known_tables
-from .timespan import iso_z
+from .timespan import iso_seconds
 
 Origin = tuple[str, str]  # (table, column)
 
@@ -47,7 +47,7 @@ class TimeBound:
                 "<": value < edge, "<=": value <= edge}[self.op]
 
     def describe(self, now: datetime) -> str:
-        return f"{self.column} {self.op} {iso_z(self.at(now)).replace('.000000Z', 'Z')}"
+        return f"{self.column} {self.op} {iso_seconds(self.at(now))}"
 
 
 @dataclass

@@ -9,7 +9,9 @@ lines of the bundled table's columns, which the engine then reads like any other
 - Defender streaming-API records (``{"records": [{"time", "category", "properties": {...}}]}``
   from an Event Hub, or one record per line from a storage account) and Log Analytics data
   export records (``{"records": [{"TimeGenerated", "Type", ...}]}``) are flattened: a record's
-  ``properties`` are its row; records of other tables are skipped, with a warning.
+  ``properties`` are its row; records of other tables are skipped, with a warning. Saved API
+  answers are unwrapped too: the Logs API's ``{"tables": [{"columns", "rows"}]}`` and the
+  Defender / Graph advanced-hunting ``{"Schema", "Results"}`` / ``{"schema", "results"}``.
 
 Conversion streams line by line (memory stays flat); only an Event Hub document that is not
 one per line is parsed whole.
@@ -71,10 +73,11 @@ class Converted:
 
 
 def is_web_log(path: Path) -> bool:
-    return _suffix(path) in WEB_LOG_SUFFIXES
+    return file_suffix(path) in WEB_LOG_SUFFIXES
 
 
-def _suffix(path: Path) -> str:
+def file_suffix(path: Path) -> str:
+    """The suffix that says the format: ``.csv`` for ``x.csv.gz``, in lower case."""
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] == ".gz":
         suffixes = suffixes[:-1]
@@ -89,7 +92,7 @@ def _open(path: Path) -> IO[str]:
 
 def convert(path: Path, table: str, folder: Path) -> Converted | None:
     """*path* as JSON lines under *folder* when it needs converting; None when it does not."""
-    suffix = _suffix(path)
+    suffix = file_suffix(path)
     if suffix in WEB_LOG_SUFFIXES:
         return _write(path, folder, _web_log_rows(path))
     if suffix in _JSON and _is_records(path):
@@ -253,7 +256,11 @@ def _head(path: Path, size: int = 65536) -> str:
         return ""  # the engine reports the unreadable file in its own words
 
 
-_RECORDS = re.compile(r'^\s*(\[\s*)?\{\s*"records"\s*:')
+#: Documents whose rows are inside: Event Hub messages ("records"), a saved Logs API answer
+#: ("tables": columns and rows), a saved Defender or Graph advanced-hunting answer
+#: ("Schema"/"Results", "schema"/"results", after "Stats" or "@odata.context").
+_RECORDS = re.compile(
+    r'^\s*(\[\s*)?\{\s*"(records|tables|Stats|Schema|Results|schema|results|@odata\.context)"\s*:')
 
 
 def _is_records(path: Path) -> bool:
@@ -302,10 +309,26 @@ def _documents(path: Path) -> Iterator[Any]:
 def _records(path: Path) -> Iterator[dict[str, Any]]:
     for document in _documents(path):
         for item in document if isinstance(document, list) else [document]:
-            if isinstance(item, dict) and isinstance(item.get("records"), list):
-                yield from (r for r in item["records"] if isinstance(r, dict))
-            elif isinstance(item, dict):
+            if not isinstance(item, dict):
+                continue
+            rows = item.get("records", item.get("Results", item.get("results")))
+            if isinstance(rows, list):
+                yield from (r for r in rows if isinstance(r, dict))
+            elif isinstance(item.get("tables"), list):
+                yield from _table_rows(path, item["tables"])
+            else:
                 yield item
+
+
+def _table_rows(path: Path, tables: list[Any]) -> Iterator[dict[str, Any]]:
+    """The rows of a Logs API answer: ``{"tables": [{"columns": [{"name"}], "rows": [[...]]}]}``."""
+    for table in tables:
+        columns = [str(c.get("name")) for c in table.get("columns", []) if isinstance(c, dict)]
+        for row in table.get("rows", []):
+            if not isinstance(row, list) or len(row) != len(columns):
+                raise InputError(f"{path}: a row of {len(row)} values for {len(columns)} "
+                                 "columns; is it a complete Logs API answer?")
+            yield dict(zip(columns, row, strict=True))
 
 
 def _record_rows(path: Path, table: str, skipped: Counter[str]

@@ -41,7 +41,7 @@ from typing import Any
 from .errors import InputError
 from .lineage import TableUse
 from .rules import Rule, _read_yaml
-from .timespan import iso_z, parse_instant
+from .timespan import iso_seconds, iso_z, parse_instant
 
 FIXTURES_DIR = "fixtures"
 
@@ -272,7 +272,7 @@ def _outside_window(row: Mapping[str, Any], use: TableUse, now: datetime
             value = by_lower.get(bound.column.lower())
             if value is None:
                 found = found or (f"no {bound.column}, so outside the query's window "
-                                  f"({bound.describe(now)} at now {_short(now)})", "null")
+                                  f"({bound.describe(now)} at now {iso_seconds(now)})", "null")
                 break
             try:
                 moment = parse_instant(str(value))
@@ -280,15 +280,11 @@ def _outside_window(row: Mapping[str, Any], use: TableUse, now: datetime
                 return None  # the engine reports the bad value itself
             if not bound.admits(moment, now):
                 found = found or (f"outside the query's window ({bound.describe(now)} at now "
-                                  f"{_short(now)})", _short(moment))
+                                  f"{iso_seconds(now)})", iso_seconds(moment))
                 break
         else:
             return None
     return found
-
-
-def _short(moment: datetime) -> str:
-    return iso_z(moment).replace(".000000Z", "Z")
 
 
 # --- running --------------------------------------------------------------------------------

@@ -54,6 +54,11 @@ def parse_instant(text: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def iso_seconds(moment: datetime) -> str:
+    """:func:`iso_z` without a fraction when it is zero (``2026-11-27T10:00:00Z``), for messages."""
+    return iso_z(moment).replace(".000000Z", "Z")
+
+
 def iso_z(moment: datetime) -> str:
     """UTC with microseconds and a ``Z``: fixed width, so text order is time order."""
     if moment.tzinfo is not None:

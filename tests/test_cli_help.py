@@ -42,7 +42,7 @@ def test_help_shows_no_python_types(cli: Callable[..., Any], command: str | None
 
 def _offline_examples() -> list[str]:
     """Examples that need neither Azure nor a file the user brings (targets.csv, a git repo)."""
-    azure_or_yours = ("$", "targets.csv", "rollout.json", "origin/main",
+    azure_or_yours = ("$", "--defender", "targets.csv", "rollout.json", "origin/main",
                       "--local DeviceProcessEvents.csv")
     return [line for lines in EXAMPLES.values() for line in lines
             if not any(word in line for word in azure_or_yours)]

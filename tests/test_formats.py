@@ -255,6 +255,49 @@ def test_log_analytics_export_records_are_rows(tmp_path: Path, cli: Callable[...
     assert finding["Computer"] == "web-01" and finding["cIP"] == "198.51.100.77"
 
 
+def _graph_answer() -> dict[str, Any]:
+    """A saved Graph runHuntingQuery answer (Microsoft Graph reference, security:
+    runHuntingQuery: "@odata.context", "schema" of name/type, "results" of row objects)."""
+    return {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#microsoft.graph."
+                              "security.huntingQueryResults",
+            "schema": [{"name": "Timestamp", "type": "DateTime"},
+                       {"name": "FileName", "type": "String"}],
+            "results": [RECORDS[0]["properties"]]}
+
+
+def _logs_answer() -> dict[str, Any]:
+    """A saved Logs API answer (Log Analytics data plane v1, POST query: "tables" of
+    "columns" [{name, type}] and "rows" [[...]])."""
+    props = RECORDS[0]["properties"]
+    names = [k for k in props if k != "AdditionalFields"]
+    return {"tables": [{"name": "PrimaryResult",
+                        "columns": [{"name": n, "type": "string"} for n in names],
+                        "rows": [[props[n] for n in names]]}]}
+
+
+@pytest.mark.parametrize("answer", [_graph_answer, _logs_answer])
+def test_saved_api_answers_are_unwrapped(tmp_path: Path, cli: Callable[..., Run],
+                                         answer: Callable[[], dict[str, Any]]) -> None:
+    path = tmp_path / "DeviceProcessEvents.json"
+    path.write_text(json.dumps(answer(), indent=1))
+    run = _hunt(cli, "web_server_child_process", str(path), timespan="24h")
+    assert run.code == 0, run.stderr
+    [finding] = run.json()["findings"]
+    assert finding["InitiatingProcessFileName"] == "w3wp.exe"
+    assert finding["ExploitEvidence"] == "Shell Spawned"
+
+
+def test_a_truncated_logs_answer_is_one_error_line(tmp_path: Path,
+                                                   cli: Callable[..., Run]) -> None:
+    answer = _logs_answer()
+    answer["tables"][0]["rows"][0].pop()
+    path = tmp_path / "DeviceProcessEvents.json"
+    path.write_text(json.dumps(answer))
+    run = _hunt(cli, "web_server_child_process", str(path), timespan="24h")
+    assert run.code == 2
+    assert run.stderr.startswith(f"error: {path}: a row of 8 values for 9 columns")
+
+
 # --- the window hint and day-first dates --------------------------------------------------------
 
 

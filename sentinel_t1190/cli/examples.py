@@ -29,6 +29,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "sentinel-t1190 init my-pack && sentinel-t1190 hunt --local "
         "my-pack/telemetry/DeviceProcessEvents.csv --now 2026-01-15T12:00:00Z --timespan 7d",
         "sentinel-t1190 hunt --workspace-id $WORKSPACE_ID --timespan 30d --fail-on-findings",
+        "sentinel-t1190 hunt --defender --timespan 7d --output json",
+        "sentinel-t1190 hunt --cluster $CLUSTER_URL --database Security --timespan 365d",
     ),
     "backtest": (
         "sentinel-t1190 init my-pack && sentinel-t1190 backtest --pack my-pack --baseline "
@@ -40,10 +42,16 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "sentinel-t1190 deploy --subscription-id $SUB -g rg-sec -w sentinel-ws --dry-run",
         "sentinel-t1190 deploy --subscription-id $SUB -g rg-sec -w sentinel-ws "
         "--rule sql_injection_in_request",
+        "sentinel-t1190 deploy --defender --rule web_server_child_process --dry-run",
     ),
     "status": (
         "sentinel-t1190 status --subscription-id $SUB -g rg-sec -w sentinel-ws",
         "sentinel-t1190 status --targets targets.csv --output json",
+        "sentinel-t1190 status --defender",
+    ),
+    "health": (
+        "sentinel-t1190 health --workspace-id $WORKSPACE_ID",
+        "sentinel-t1190 health --targets targets.csv --timespan 7d --fail-on-unhealthy",
     ),
     "remove": (
         "sentinel-t1190 remove --subscription-id $SUB -g rg-sec -w sentinel-ws "
