@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -198,3 +199,36 @@ def test_markdown_and_table_show_every_rule(server: LogsServer, cli: Callable[..
 def test_bad_workspace_id_is_a_usage_error(server: LogsServer, cli: Callable[..., Any]) -> None:
     result = health(cli, server, "--workspace-id", "law-sentinel")
     assert result.code == 2 and result.stderr.startswith("error: ")
+
+
+def test_a_fleet_from_targets_finds_each_workspace_id_through_arm(
+        server: LogsServer, cli: Callable[..., Any], tmp_path: Path) -> None:
+    from tests.azure_server import AzureServer
+
+    with AzureServer(tmp_path) as arm:
+        known = arm.add_workspace(name="law-health")
+        missing = arm.add_workspace(name="law-gone")
+        arm.workspaces.pop(missing.path.lower())  # deleted since the inventory was written
+        # the Logs API knows the workspace by the customerId ARM reports for it
+        server.workspaces[known.customer_id] = server.workspaces.pop(WS1)
+        server.tables[known.customer_id] = server.tables.pop(WS1)
+        targets = tmp_path / "targets.csv"
+        targets.write_text("subscription_id,resource_group,workspace\n"
+                           f"{known.subscription_id},{known.resource_group},{known.name}\n"
+                           f"{missing.subscription_id},{missing.resource_group},{missing.name}\n")
+        bundle = tmp_path / "ca-bundle.pem"
+        bundle.write_text(Path(server.ca_path).read_text() + arm.ca_path.read_text())
+        result = cli("health", "--now", CLOCK, "--targets", str(targets), "--output", "json",
+                     "--fail-on-unhealthy",
+                     env={"SENTINEL_ARM_ENDPOINT": arm.arm_endpoint,
+                          "SENTINEL_LOGS_ENDPOINT": server.url,
+                          "REQUESTS_CA_BUNDLE": str(bundle)})
+    assert result.code == 1, result.stderr
+    found, gone = result.json()["workspaces"]
+    assert found["workspace"] == {"subscription_id": known.subscription_id,
+                                  "resource_group": known.resource_group,
+                                  "workspace": "law-health", "workspace_id": known.customer_id,
+                                  "health_monitoring": True}
+    assert {r["id"]: r["runs"] for r in found["rules"]}[SEED] == 10
+    assert gone["error"] and gone["rules"] == []
+    assert "law-gone" in result.stderr
