@@ -63,12 +63,11 @@ def windowed_query(rule: Rule, window: Window) -> str:
     """The rule's hunting query with the window filled in (values we format, never user text)."""
     from .compile import hunting_query
 
-    query = hunting_query(rule)
+    query = hunting_query(rule, fill={START_PLACEHOLDER: iso_z(window.start),
+                                      END_PLACEHOLDER: iso_z(window.end)})
     if query is None:
         raise InputError(f"rule {rule.id} ({rule.name}) has no hunting query in hunting/")
-    return (query
-            .replace(START_PLACEHOLDER, iso_z(window.start))
-            .replace(END_PLACEHOLDER, iso_z(window.end)))
+    return query
 
 
 @dataclass
