@@ -404,15 +404,19 @@ def discover_targets(*, subscriptions: Sequence[str] | None = None, cloud: str =
 
     All visible subscriptions (Azure Lighthouse-delegated ones included) unless
     *subscriptions* narrows them. *credential* defaults to DefaultAzureCredential in
-    *tenant_id*; *client_kwargs* go to the ResourceGraphClient.
+    *tenant_id*; *client_kwargs* go to the ResourceGraphClient (``max_retry_after``: the
+    longest Retry-After or quota reset waited, in seconds).
     """
     from .azure import resourcegraph
+    from .azure.throttle import DEFAULT_MAX_RETRY_AFTER
 
     factory = _fleet_factory(cloud, arm_endpoint, None, tenant_id, credential, {})
     client = resourcegraph.graph_client(factory.credential(None), factory.cloud,
                                         **client_kwargs)
     with client:
-        return resourcegraph.discover_workspaces(client, subscriptions=subscriptions)
+        return resourcegraph.discover_workspaces(
+            client, subscriptions=subscriptions,
+            max_wait=client_kwargs.get("max_retry_after", DEFAULT_MAX_RETRY_AFTER))
 
 
 def plan_target(target: Target, *, rule_ids: Sequence[str] | None = None,

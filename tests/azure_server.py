@@ -18,7 +18,8 @@ Serves, for every workspace added with :meth:`AzureServer.add_workspace`:
 
 Every request must carry ``Authorization: Bearer ...`` (else 401) and is recorded in
 :attr:`AzureServer.requests`. :meth:`AzureServer.inject` adds a fault hook: a callable
-``(Request) -> Reply | None`` consulted before routing (``fail(...)`` builds common ones).
+``(Request) -> Reply | None`` consulted before routing (``fail(...)`` builds common ones,
+``answer(...)`` malformed or scripted answers).
 Subclass and override :meth:`AzureServer.route` to add endpoints (Resource Graph...).
 
 Use: ``with AzureServer(tmp_path) as server:`` then ``server.env`` (SENTINEL_ARM_ENDPOINT,
@@ -69,6 +70,8 @@ class Reply:
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    #: Bytes sent as they are instead of *body* as JSON (malformed answers).
+    raw: bytes | None = None
 
 
 def pack_tables(*without: str) -> dict[str, dict[str, str]]:
@@ -291,6 +294,14 @@ def fail(status: int, *, times: int = 1, method: str | None = None, contains: st
          code: str = "Failure", message: str = "failure injected by the test",
          headers: dict[str, str] | None = None) -> Callable[[Request], Reply | None]:
     """A fault answering *status* to the first *times* matching requests (-1: always)."""
+    return answer(error(status, code, message, **(headers or {})), times=times, method=method,
+                  contains=contains)
+
+
+def answer(reply: Reply, *, times: int = 1, method: str | None = None,
+           contains: str = "") -> Callable[[Request], Reply | None]:
+    """A fault answering *reply* (e.g. ``Reply(200, raw=b"{}")``) to the first *times*
+    matching requests (-1: always)."""
     left = [times]
 
     def fault(request: Request) -> Reply | None:
@@ -299,7 +310,7 @@ def fail(status: int, *, times: int = 1, method: str | None = None, contains: st
         if left[0] == 0:
             return None
         left[0] -= 1
-        return error(status, code, message, **(headers or {}))
+        return reply
 
     return fault
 
@@ -330,7 +341,8 @@ class _Handler(BaseHTTPRequestHandler):
                           {k.lower(): v for k, v in self.headers.items()}, body)
         reply = self.azure.handle(request)
         self.azure.replies.append((request, reply.status))
-        data = b"" if reply.body is None else json.dumps(reply.body).encode("utf-8")
+        data = (reply.raw if reply.raw is not None
+                else b"" if reply.body is None else json.dumps(reply.body).encode("utf-8"))
         self.send_response(reply.status)
         for name, value in reply.headers.items():
             self.send_header(name, value)

@@ -27,6 +27,7 @@ from ..logs_response import normalize_datetime
 from .clouds import Cloud
 from .credentials import NO_TOKEN_HINT
 from .logs import LogsAuthError, LogsQueryFailed, retry_policy
+from .throttle import DEFAULT_MAX_RETRY_AFTER, RetryAfterCap
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -90,9 +91,10 @@ def graph_pipeline(cloud: Cloud, credential: TokenCredential, **client_kwargs: A
 
     retry_total = int(client_kwargs.pop("retry_total", 6))
     backoff = float(client_kwargs.pop("retry_backoff_factor", 0.8))
+    cap = RetryAfterCap(float(client_kwargs.pop("max_retry_after", DEFAULT_MAX_RETRY_AFTER)))
     policies = [
         HeadersPolicy(), UserAgentPolicy(f"sentinel-t1190/{__version__}"), ProxyPolicy(),
-        ContentDecodePolicy(), RedirectPolicy(), retry_policy(retry_total, backoff),
+        ContentDecodePolicy(), RedirectPolicy(), retry_policy(retry_total, backoff), cap,
         BearerTokenCredentialPolicy(credential, cloud.graph_scope), HttpLogPolicy(),
     ]
     return PipelineClient(base_url=cloud.graph_endpoint, policies=policies, **client_kwargs)

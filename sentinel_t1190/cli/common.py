@@ -245,6 +245,17 @@ LogsEndpoint = Annotated[
         help="Override the Logs Query API base URL, including /v1.",
     ),
 ]
+MaxRetryAfter = Annotated[
+    float,
+    typer.Option(
+        "--max-retry-after",
+        envvar="SENTINEL_MAX_RETRY_AFTER",
+        metavar="SECONDS",
+        min=0,
+        help="Longest wait a throttled answer's Retry-After may ask for; an answer asking for "
+        "longer fails that query or workspace at once, with the reason.",
+    ),
+]
 GraphEndpoint = Annotated[
     str | None,
     typer.Option(

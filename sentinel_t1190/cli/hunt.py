@@ -22,6 +22,7 @@ from .common import (
     Debug,
     GraphEndpoint,
     LogsEndpoint,
+    MaxRetryAfter,
     Out,
     PackDir,
     TenantId,
@@ -164,6 +165,7 @@ def hunt_command(
             help="Seconds the Logs API may run one query (max 600).",
         ),
     ] = 180,
+    max_retry_after: MaxRetryAfter = 120,
     slice_size: Annotated[
         str,
         typer.Option(
@@ -286,6 +288,7 @@ def hunt_command(
             state_path=state,
             overlap=overlap,
             server_timeout=server_timeout,
+            max_retry_after=max_retry_after,
             slice_size=slice_size,
             min_slice=min_slice,
             concurrency=concurrency,
@@ -360,21 +363,24 @@ def _size(spec: str) -> int:
     return path.stat().st_size if path.is_file() else 0
 
 
-def _live_client(where: LiveSource, cloud: Cloud, credential: Any, server_timeout: int) -> Any:
+def _live_client(where: LiveSource, cloud: Cloud, credential: Any, server_timeout: int,
+                 max_retry_after: float) -> Any:
     """The query client of the live source (each is a context manager)."""
     if where.defender:
         from ..azure.graph import DefenderHuntingClient
 
-        return DefenderHuntingClient(cloud, credential)
+        return DefenderHuntingClient(cloud, credential, max_retry_after=max_retry_after)
     if where.cluster and where.database:
         from ..azure.kusto import KustoHuntingClient, parse_table_map
 
         return KustoHuntingClient(where.cluster, where.database, credential,
                                   table_map=parse_table_map(where.table_map),
-                                  server_timeout=server_timeout)
+                                  server_timeout=server_timeout,
+                                  max_retry_after=max_retry_after)
     from ..azure.logs import LogsClient
 
-    return LogsClient(cloud, credential, server_timeout=server_timeout)
+    return LogsClient(cloud, credential, server_timeout=server_timeout,
+                      max_retry_after=max_retry_after)
 
 
 @contextmanager
@@ -469,6 +475,7 @@ def _run_live(
     hunt_state: HuntState | None,
     overlap: str,
     server_timeout: int,
+    max_retry_after: float,
     slice_size: str,
     min_slice: str,
     concurrency: int,
@@ -503,7 +510,7 @@ def _run_live(
     spools: list[IO[str]] = []
     with (
         _report_stream(out, html) as stream,
-        _live_client(where, target, credential, server_timeout) as client,
+        _live_client(where, target, credential, server_timeout, max_retry_after) as client,
         reporter,
     ):
 
