@@ -218,9 +218,9 @@ class LocalEngine:
         if self._converted is not None:
             self._converted.cleanup()
 
-    def _readable(self, path: Path, table: str) -> Path | None:
-        """The file DuckDB reads for *path*: itself, its rows converted (:mod:`readers`), or
-        None when the conversion found no rows."""
+    def _readable(self, path: Path, table: str) -> Path | str | None:
+        """What DuckDB reads for *path*: the file itself, its rows converted to JSON lines or
+        a relation over it (:mod:`readers`), or None when the conversion found no rows."""
         from .readers import convert
 
         if self._converted is None:
@@ -229,6 +229,8 @@ class LocalEngine:
         if converted is None:
             return path
         self.warnings.extend(converted.warnings)
+        if converted.sql is not None:
+            return converted.sql
         return converted.path if converted.rows else None
 
     def time_range(self, table: str, column: str, start: datetime, end: datetime
@@ -279,9 +281,12 @@ class LocalEngine:
         readable = self._readable(path, schema.name)
         if readable is None:
             return _empty_select(schema)
-        suffix = _suffix(readable)
-        reader = _READERS[suffix].format(p=_literal(str(readable)), c="")
-        if suffix in (".csv", ".tsv") and _utf16(readable):
+        if isinstance(readable, str):
+            suffix, reader = "", f"({readable})"
+        else:
+            suffix = _suffix(readable)
+            reader = _READERS[suffix].format(p=_literal(str(readable)), c="")
+        if isinstance(readable, Path) and suffix in (".csv", ".tsv") and _utf16(readable):
             reader = reader.removesuffix(")") + ", encoding = 'utf-16')"
         described = self._describe(path, reader)
         if suffix in _JSON:
