@@ -245,9 +245,9 @@ class LocalEngine:
         if self._converted is not None:
             self._converted.cleanup()
 
-    def _readable(self, path: Path, table: str) -> Path | None:
-        """The file DuckDB reads for *path*: itself, its rows converted (:mod:`readers`), or
-        None when the conversion found no rows."""
+    def _readable(self, path: Path, table: str) -> Path | str | None:
+        """What DuckDB reads for *path*: the file itself, its rows converted to JSON lines or
+        a relation over it (:mod:`readers`), or None when the conversion found no rows."""
         from .readers import convert
 
         if self._converted is None:
@@ -256,6 +256,8 @@ class LocalEngine:
         if converted is None:
             return path
         self.warnings.extend(converted.warnings)
+        if converted.sql is not None:
+            return converted.sql
         return converted.path if converted.rows else None
 
     def time_range(self, table: str, column: str, start: datetime, end: datetime
@@ -306,14 +308,19 @@ class LocalEngine:
         readable = self._readable(path, schema.name)
         if readable is None:
             return _empty_select(schema)
-        suffix = _suffix(readable)
-        reader = _READERS[suffix].format(p=_literal(str(readable)), c="")
-        utf16 = suffix in (".csv", ".tsv") and _utf16(readable)
+        if isinstance(readable, str):
+            suffix, reader = "", f"({readable})"
+        else:
+            suffix = _suffix(readable)
+            reader = _READERS[suffix].format(p=_literal(str(readable)), c="")
+        text_table = readable if isinstance(readable, Path) and suffix in (".csv", ".tsv") \
+            else None
+        utf16 = text_table is not None and _utf16(text_table)
         if utf16:
             reader = reader.removesuffix(")") + ", encoding = 'utf-16')"
-        if suffix in (".csv", ".tsv"):
+        if text_table is not None:
             # DuckDB renames a repeated header (DeviceName, DeviceName_1): refuse it instead.
-            _refuse_repeated_columns(path, _csv_header(readable, suffix, utf16))
+            _refuse_repeated_columns(path, _csv_header(text_table, suffix, utf16))
         described = self._describe(path, reader)
         if suffix in _JSON:
             if readable != path or not required <= {name for name, _ in described}:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from . import detection
 from .errors import InputError
@@ -139,18 +139,31 @@ def mentioned_columns(rule: Rule, query: str) -> dict[str, set[str]]:
     return {t: words & table_schema(t).columns.keys() for t in rule.tables}
 
 
-def check_labels(rows: Iterable[dict[str, Any]]) -> list[str]:
+Classifier: TypeAlias = Callable[[str | None, str | None], str | None]
+
+
+def label_classifier(rule: Rule) -> Classifier | None:
+    """The Python twin of *rule*'s ExploitEvidence labels, for the process-tree rules."""
+    from . import linux_detection
+
+    return {detection.RULE_ID: detection.classify,
+            linux_detection.RULE_ID: linux_detection.classify}.get(rule.id)
+
+
+def check_labels(rows: Iterable[dict[str, Any]],
+                 classify: Classifier = detection.classify) -> list[str]:
     """Rows whose ExploitEvidence differs from the Python classifier (another rule version)."""
     return check_label_counts(Counter(
         (row.get("ExploitEvidence"), row.get("InitiatingProcessFileName"), row.get("FileName"))
-        for row in rows))
+        for row in rows), classify)
 
 
-def check_label_counts(counts: Mapping[tuple[Any, Any, Any], int]) -> list[str]:
+def check_label_counts(counts: Mapping[tuple[Any, Any, Any], int],
+                       classify: Classifier = detection.classify) -> list[str]:
     """:func:`check_labels` over (ExploitEvidence, parent, child) -> number of rows."""
     mismatches: Counter[tuple[Any, Any]] = Counter()
     for (got, parent, child), n in counts.items():
-        want = detection.classify(parent, child)
+        want = classify(parent, child)
         if want != got:
             mismatches[(got, want)] += n
     return [f"{n} row(s) labelled {got!r} where this version of the rule says {want!r}: "
@@ -234,6 +247,7 @@ def hunt_local(
         findings=findings,
         warnings=warnings,
     )
-    if rule.id == detection.RULE_ID:
-        result.warnings.extend(check_labels(findings))
+    classify = label_classifier(rule)
+    if classify is not None:
+        result.warnings.extend(check_labels(findings, classify))
     return result

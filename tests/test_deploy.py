@@ -49,6 +49,9 @@ def seed() -> Rule:
 #: Every rule of the pack, in the order deploy reports them.
 PACK_IDS = [r.id for r in pack()]
 COMPANION_IDS = [i for i in PACK_IDS if i != SEED_ID]
+LINUX_ID = "de708d3e-acec-4d4f-9549-1275e8105f64"
+#: The rules that do not read DeviceProcessEvents (the seed and the Linux rule do).
+OTHER_TABLE_IDS = [r.id for r in pack() if "DeviceProcessEvents" not in r.tables]
 
 
 def dpe_columns(*without: str) -> dict[str, str]:
@@ -115,7 +118,7 @@ def test_deploy_sends_each_rule_of_the_pack_whole(az: Any, server: AzureServer, 
     assert doc["workspace"]["customer_id"] == ws.customer_id
     assert [(r["id"], r["action"], r["changes"]) for r in doc["rules"]] == [
         (i, "created", []) for i in PACK_IDS]
-    assert len(PACK_IDS) == 4
+    assert len(PACK_IDS) == 5
 
     # One PUT per rule, each carrying that rule's own deployed query and ATT&CK mapping.
     puts = {p.path.rsplit("/", 1)[-1]: p for p in rule_puts(server)}
@@ -344,19 +347,22 @@ def test_workspace_without_the_table_gets_a_refused_deploy(
     assert "DeviceProcessEvents" in rule["reason"]
     assert "Failed to resolve table or column expression named 'DeviceProcessEvents'" in (
         rule["reason"])
-    # stderr says why the exit is 1, naming the rule; the reason is in the output, once.
-    assert "exit 1: 1 rule(s) refused: web_server_child_process" in run.stderr
+    assert rules[LINUX_ID]["action"] == "refused"
+    # stderr says why the exit is 1, naming the rules; the reason is in the output, once.
+    assert "exit 1: 2 rule(s) refused: " in run.stderr
+    assert "web_server_child_process" in run.stderr
+    assert "linux_web_server_child_process" in run.stderr
     assert "Failed to resolve" not in run.stderr
     # The rules whose tables are there proceed.
-    assert [rules[i]["action"] for i in COMPANION_IDS] == ["created"] * len(COMPANION_IDS)
-    assert sorted(bare.rules) == sorted(COMPANION_IDS)
+    assert [rules[i]["action"] for i in OTHER_TABLE_IDS] == ["created"] * len(OTHER_TABLE_IDS)
+    assert sorted(bare.rules) == sorted(OTHER_TABLE_IDS)
     assert rule_puts(server, SEED_ID) == []
     forced = az("deploy", "--force", "--output", "json", workspace=bare)
     assert forced.code == 0
     rules = by_id(forced.json())
-    assert rules[SEED_ID]["action"] == "created"
+    assert rules[SEED_ID]["action"] == rules[LINUX_ID]["action"] == "created"
     assert rules[SEED_ID]["reason"].startswith("forced: ")
-    assert [rules[i]["action"] for i in COMPANION_IDS] == ["unchanged"] * len(COMPANION_IDS)
+    assert [rules[i]["action"] for i in OTHER_TABLE_IDS] == ["unchanged"] * len(OTHER_TABLE_IDS)
 
 
 def test_a_workspace_with_none_of_the_tables_refuses_every_rule(
@@ -380,12 +386,13 @@ def test_refused_reads_the_same_in_deploy_and_status(az: Any, server: AzureServe
     states = by_id(run.json())
     assert (states[SEED_ID]["state"], states[SEED_ID]["reason"]) == (
         "refused", deployed["reason"])
-    assert [states[i]["state"] for i in COMPANION_IDS] == ["in-sync"] * len(COMPANION_IDS)
-    assert "exit 1: 1 rule(s) refused: web_server_child_process" in run.stderr
+    assert states[LINUX_ID]["state"] == "refused"
+    assert [states[i]["state"] for i in OTHER_TABLE_IDS] == ["in-sync"] * len(OTHER_TABLE_IDS)
+    assert "exit 1: 2 rule(s) refused: " in run.stderr
     assert az("status", "--allow-refused", workspace=bare).code == 0
-    # The table says it once, in the rule's row.
+    # The table says it once per refused rule, in that rule's row.
     table = az("status", workspace=bare)
-    assert _unboxed(table.stdout).count("Failedtoresolve") == 1
+    assert _unboxed(table.stdout).count("Failedtoresolve") == 2
     assert "refused" in table.stdout and "missing" not in table.stdout
 
 
@@ -395,7 +402,8 @@ def test_a_missing_column_refuses_the_rule(az: Any, server: AzureServer) -> None
     rules = by_id(az("deploy", "--output", "json", workspace=old).json())
     assert rules[SEED_ID]["action"] == "refused"
     assert "SHA256" in rules[SEED_ID]["reason"]
-    assert [rules[i]["action"] for i in COMPANION_IDS] == ["created"] * len(COMPANION_IDS)
+    assert rules[LINUX_ID]["action"] == "refused"
+    assert [rules[i]["action"] for i in OTHER_TABLE_IDS] == ["created"] * len(OTHER_TABLE_IDS)
 
 
 def test_a_missing_column_of_a_companion_table_refuses_that_rule(

@@ -52,7 +52,7 @@ def test_companion_folders_are_not_loaded_as_rules() -> None:
     pack = load_pack()
     assert not pack.findings
     assert all("exclusions" not in r.path and "fixtures" not in r.path for r in pack.rules)
-    assert len(pack.rules) == 4
+    assert len(pack.rules) == 5
 
 
 def test_shipped_starters_are_commented_out_so_queries_are_unchanged() -> None:
