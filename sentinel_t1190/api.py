@@ -15,7 +15,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -85,8 +86,32 @@ def hunt_local(
     """Hunt local telemetry files with the local engine, one result per rule.
 
     *now* pins the clock (default: the real time, or the sample's own clock with *sample*).
+    The findings are in each result's ``findings`` list; for results too large to hold,
+    use :func:`hunt_local_stored`.
     """
-    from .hunt import hunt_local as _hunt_local
+    with hunt_local_stored(files, rule_ids=rule_ids, timespan=timespan, start=start, end=end,
+                           now=now, sample=sample, pack=pack) as results:
+        for result in results:
+            result.findings = list(result.rows())
+            result.stored = None
+    return results
+
+
+@contextmanager
+def hunt_local_stored(
+    files: Sequence[str],
+    *,
+    rule_ids: Sequence[str] | None = None,
+    timespan: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    now: datetime | None = None,
+    sample: bool = False,
+    pack: Pack | None = None,
+) -> Iterator[list[HuntResult]]:
+    """:func:`hunt_local` with the findings left in the local engine (``result.stored``):
+    memory does not grow with their number. They can be read until the block ends."""
+    from .hunt import hunt_local_stored as _hunt_local_stored
     from .sample import sample_clock, sample_files
 
     if sample:
@@ -95,7 +120,9 @@ def hunt_local(
     window = resolve_window(now or datetime.now(UTC), timespan, start, end)
     rules = default_hunt_rules(pack or load_pack(), rule_ids)
     source = {"kind": "sample", "files": list(files)} if sample else None
-    return [_hunt_local(rule, files, window, source=source) for rule in rules]
+    with ExitStack() as stack:
+        yield [_hunt_local_stored(rule, files, window, source=source, stack=stack)
+               for rule in rules]
 
 
 def test_rules(rule_ids: Sequence[str] | None = None, *, pack: Pack | None = None
@@ -107,10 +134,14 @@ def test_rules(rule_ids: Sequence[str] | None = None, *, pack: Pack | None = Non
     return summary(run_rules(rules))
 
 
-def backtest_local(
+def backtest(
     baseline: str,
-    files: Sequence[str],
     *,
+    files: Sequence[str] = (),
+    workspaces: Sequence[str] = (),
+    client: LogsQuerier | None = None,
+    options: LiveOptions | None = None,
+    request_timespan: Callable[[Window], str | None] | None = None,
     rule_ids: Sequence[str] | None = None,
     pack: Pack | None = None,
     timespan: str | None = None,
@@ -119,22 +150,33 @@ def backtest_local(
     now: datetime | None = None,
 ) -> BacktestResult:
     """The pack (default bundled) against *baseline* — a pack folder or a git revision of
-    the pack's repository — over local telemetry files; per rule added/removed/unchanged
-    findings and per exclusion the findings it suppresses. Default window: 7 days."""
+    the pack's repository — over the same data: local telemetry *files*, or live
+    *workspaces* through *client* (the hunt machinery: slices, splits, completeness). Per
+    rule added/removed/unchanged findings, per exclusion the findings it suppresses.
+    Default window: 7 days."""
     from . import backtest as _backtest
 
-    if not files:
-        raise InputError("nothing to backtest on: give --local FILE...")
+    if bool(files) == bool(workspaces):
+        raise InputError("backtest over --local FILE... or --workspace-id GUID... (one of them)")
+    for workspace in workspaces:
+        if not GUID.fullmatch(workspace):
+            raise InputError(f"--workspace-id {workspace!r} is not a workspace ID (a GUID)")
     current = pack or load_pack()
     window = resolve_window(now or datetime.now(UTC),
                             timespan or (None if start else _backtest.DEFAULT_TIMESPAN),
                             start, end)
-    run = _backtest.local_runner(files, window)
+    if files:
+        run = _backtest.local_runner(files, window)
+        source: dict[str, Any] = {"kind": "local", "files": list(files)}
+    else:
+        if client is None:
+            raise InputError("a live backtest needs a Logs API client")
+        run = _backtest.live_runner(list(dict.fromkeys(workspaces)), window, client,
+                                    options=options, timespan=request_timespan)
+        source = {"kind": "workspaces", "workspaces": list(dict.fromkeys(workspaces))}
     with _backtest.baseline_pack(baseline, current.root or Path(".")) as (old, info):
-        return _backtest.backtest(
-            current.select(rule_ids), old, run, baseline_info=info,
-            source={"kind": "local", "files": list(files)}, window=window,
-            include_deleted=not rule_ids)
+        return _backtest.backtest(current.select(rule_ids), old, run, baseline_info=info,
+                                  source=source, window=window, include_deleted=not rule_ids)
 
 
 def health(
@@ -389,15 +431,19 @@ def discover_targets(*, subscriptions: Sequence[str] | None = None, cloud: str =
 
     All visible subscriptions (Azure Lighthouse-delegated ones included) unless
     *subscriptions* narrows them. *credential* defaults to DefaultAzureCredential in
-    *tenant_id*; *client_kwargs* go to the ResourceGraphClient.
+    *tenant_id*; *client_kwargs* go to the ResourceGraphClient (``max_retry_after``: the
+    longest Retry-After or quota reset waited, in seconds).
     """
     from .azure import resourcegraph
+    from .azure.throttle import DEFAULT_MAX_RETRY_AFTER
 
     factory = _fleet_factory(cloud, arm_endpoint, None, tenant_id, credential, {})
     client = resourcegraph.graph_client(factory.credential(None), factory.cloud,
                                         **client_kwargs)
     with client:
-        return resourcegraph.discover_workspaces(client, subscriptions=subscriptions)
+        return resourcegraph.discover_workspaces(
+            client, subscriptions=subscriptions,
+            max_wait=client_kwargs.get("max_retry_after", DEFAULT_MAX_RETRY_AFTER))
 
 
 def plan_target(target: Target, *, rule_ids: Sequence[str] | None = None,

@@ -26,11 +26,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import InputError
+from .errors import AuthError, InputError
 from .hunt import Window
 from .rules import Pack, Rule, load_pack
+
+if TYPE_CHECKING:
+    from .livehunt import LiveOptions, LogsQuerier
 
 #: The window when neither --timespan nor --start is given.
 DEFAULT_TIMESPAN = "7d"
@@ -46,11 +49,13 @@ class RunOutput:
     rows: list[dict[str, Any]]
     complete: bool = True
     warnings: list[str] = field(default_factory=list)
+    #: Why the rule could not run over this data (no file holds its tables, no workspace
+    #: has them): it is reported as skipped, never as unchanged.
+    skipped: str | None = None
 
 
-#: Runs one rule (variant) over the backtest's data; None when the data holds none of the
-#: rule's tables (the rule is skipped, with a warning).
-Runner = Callable[[Rule], RunOutput | None]
+#: Runs one rule (variant) over the backtest's data.
+Runner = Callable[[Rule], RunOutput]
 
 
 @dataclass(frozen=True)
@@ -213,13 +218,12 @@ def exclusion_effects(rule: Rule, run: Runner) -> list[ExclusionEffect]:
     if not entries:
         return []
     raw = run(replace(rule, exclusion_subset=frozenset()))
-    if raw is None:
+    if raw.skipped:
         return []
     effects = []
     for entry in entries:
         alone = run(replace(rule, exclusion_subset=frozenset({entry.name})))
-        kept = len(alone.rows) if alone is not None else len(raw.rows)
-        suppressed = len(raw.rows) - kept
+        suppressed = len(raw.rows) - len(alone.rows)
         effects.append(ExclusionEffect(entry.name, suppressed,
                                        suppressed / len(raw.rows) if raw.rows else 0.0))
     return effects
@@ -233,9 +237,9 @@ def backtest(rules: Sequence[Rule], baseline: Pack, run: Runner, *,
     seen: set[str] = set()
     outputs: list[RunOutput] = []
 
-    def runs(rule: Rule) -> RunOutput | None:
+    def runs(rule: Rule) -> RunOutput:
         output = run(rule)
-        if output is not None:
+        if not output.skipped:
             outputs.append(output)
         return output
 
@@ -249,9 +253,8 @@ def backtest(rules: Sequence[Rule], baseline: Pack, run: Runner, *,
             result.rules.append(RuleDiff(rule.id, rule.name, "skipped"))
             continue
         now = runs(rule)
-        if now is None:
-            result.warnings.append(f"no data for rule {rule.name!r} (it reads "
-                                   f"{', '.join(rule.tables)}): not backtested")
+        if now.skipped:
+            result.warnings.append(f"rule {rule.name!r} not backtested: {now.skipped}")
             result.rules.append(RuleDiff(rule.id, rule.name, "skipped"))
             continue
         diff = RuleDiff(rule.id, rule.name, "unchanged")
@@ -261,7 +264,7 @@ def backtest(rules: Sequence[Rule], baseline: Pack, run: Runner, *,
             diff.unchanged = len(now.rows)
         else:
             then = runs(old)
-            if then is None:
+            if then.skipped:
                 diff.status, diff.added = "new", list(now.rows)
             else:
                 diff.added, diff.removed, diff.unchanged = diff_rows(now, then)
@@ -273,7 +276,7 @@ def backtest(rules: Sequence[Rule], baseline: Pack, run: Runner, *,
             if old.id.lower() in seen or old.hunting is None:
                 continue
             then = runs(old)
-            if then is not None:
+            if not then.skipped:
                 result.rules.append(RuleDiff(old.id, old.name, "deleted",
                                              removed=list(then.rows)))
     result.complete = all(o.complete for o in outputs)
@@ -287,13 +290,44 @@ def local_runner(files: Sequence[str], window: Window) -> Runner:
     from .engine import resolve_files
     from .hunt import hunt_local
 
-    def run(rule: Rule) -> RunOutput | None:
-        if not rule.tables:
-            return None
-        held = {f.table for f in resolve_files(files, rule.tables[0])}
+    def run(rule: Rule) -> RunOutput:
+        held = {f.table for f in resolve_files(files, rule.tables[0])} if rule.tables else set()
         if not held & set(rule.tables):
-            return None
+            return RunOutput([], [], skipped=f"no file holds its tables ("
+                             f"{', '.join(rule.tables) or 'none named'})")
         found = hunt_local(rule, files, window)
         return RunOutput(found.columns, found.findings, found.complete, found.warnings)
+
+    return run
+
+
+def live_runner(workspaces: Sequence[str], window: Window, client: LogsQuerier, *,
+                options: LiveOptions | None = None,
+                timespan: Callable[[Window], str | None] | None = None) -> Runner:
+    """Run rules in live workspaces through the hunt machinery (slicing, splitting of
+    too-large slices, completeness), as ``hunt --workspace-id`` does. A rule that no
+    workspace can run (its table is missing everywhere) is skipped with the reason; an
+    authentication failure everywhere raises."""
+    import io
+
+    from .livehunt import hunt_workspaces
+    from .render import OutputFormat
+
+    def run(rule: Rule) -> RunOutput:
+        sink = io.StringIO()
+        found = hunt_workspaces(rule, workspaces, window, client, sink, OutputFormat.ndjson,
+                                options=options, timespan=timespan)
+        if found.workspaces and all(ws.status == "failed" for ws in found.workspaces):
+            if any(issubclass(t, AuthError) for ws in found.workspaces
+                   for t in ws.error_types):
+                found.raise_if_all_failed()
+            errors = [e for ws in found.workspaces for e in ws.errors]
+            return RunOutput([], [], skipped="; ".join(dict.fromkeys(errors))
+                             or "every workspace failed")
+        rows = [json.loads(line) for line in sink.getvalue().splitlines() if line]
+        warnings = list(found.warnings)
+        warnings += [f"workspace {ws.id}: {ws.status} ({'; '.join(ws.errors)})"
+                     for ws in found.workspaces if ws.status != "complete"]
+        return RunOutput(found.columns, rows, found.complete, warnings)
 
     return run

@@ -803,7 +803,22 @@ def validate_paths(paths: Iterable[Path] | None = None, *, root: Path | None = N
     if hunts:
         pack_ids = [] if not paths else [r.id for r in _pack_rules(root)]
         findings.extend(validate_hunting(hunts, [*(r.id for r in rules), *pack_ids]))
+    if not paths:
+        findings.extend(unlisted_ids(rules, root))
     return len(files), findings
+
+
+def unlisted_ids(rules: Sequence[Rule], root: Path | None) -> list[Finding]:
+    """Rules whose id the pack's shipped-ids list lacks: once such a rule is deleted from
+    the pack, ``rollout --prune`` would no longer know the deployed copy is the pack's."""
+    from .alert_rule import SHIPPED_IDS_FILE, resource_name, shipped_rule_ids
+
+    listed = shipped_rule_ids(root)
+    return [Finding(Level.WARNING, "not-in-shipped-ids",
+                    f"rule id {r.id} is not in {SHIPPED_IDS_FILE}: append it (and never remove "
+                    "a line), or rollout --prune cannot delete this rule once it is retired",
+                    r.path, r.line_of("id"), r.id)
+            for r in rules if resource_name(r) not in listed]
 
 
 def _pack_rules(root: Path | None) -> list[Rule]:

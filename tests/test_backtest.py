@@ -14,6 +14,7 @@ import pytest
 from sentinel_t1190.backtest import RunOutput, diff_rows
 from sentinel_t1190.reports import backtest_markdown, md
 from sentinel_t1190.rules import default_pack_dir
+from tests.identity import Identity
 
 CLOCK = "2026-01-15T12:00:00Z"  # the sample telemetry's clock
 SEED = "Web server process spawned a shell or attacker tool (T1190)"
@@ -197,3 +198,38 @@ def test_markdown_keeps_hostile_values_inside_their_cell() -> None:
     assert len(finding) == 5
     assert finding[1] == hostile.replace("\n", "<U+000A>")
     assert md("a|b") == "a\\|b"
+
+
+def test_a_live_backtest_runs_both_versions_in_the_workspace(
+        pack: Path, cli: Callable[..., Any], identity: Identity) -> None:
+    from sentinel_t1190.sample import sample_files
+    from tests.logs_server import LogsServer
+
+    workspace = "6a1b2c3d-0000-4000-8000-0000000000b7"
+    (pack / EXCLUDED).write_text(EXCLUSIONS)
+    local = backtest(cli, pack, "--baseline", "HEAD", "--timespan", "7d", "--output", "json")
+    [local_seed] = [r for r in local.json()["rules"] if r["name"] == SEED]
+    with LogsServer() as server:
+        server.add_csv_workspace(workspace, sample_files()[0])
+        result = cli("backtest", "--pack", str(pack), "--baseline", "HEAD", "--workspace-id",
+                     workspace, "--now", CLOCK, "--timespan", "7d", "--output", "json",
+                     "--fail-on-removed",
+                     env={"SENTINEL_LOGS_ENDPOINT": server.url,
+                          "REQUESTS_CA_BUNDLE": server.ca_path})
+        queried = {q.body["query"].split("\n", 1)[0] for q in server.queries(workspace)}
+    assert result.code == 1, result.stderr
+    document = result.json()
+    assert document["source"] == {"kind": "workspaces", "workspaces": [workspace]}
+    assert document["complete"] is True
+    [seed] = [r for r in document["rules"] if r["name"] == SEED]
+    key = ("DeviceName", "InitiatingProcessFileName", "FileName", "ProcessCommandLine")
+    assert sorted(tuple(r[k] for k in key) for r in seed["removed"]) == sorted(
+        tuple(r[k] for k in key) for r in local_seed["removed"])
+    assert len(seed["removed"]) == 3 and seed["unchanged"] == local_seed["unchanged"]
+    assert {e["name"]: e["suppressed"] for e in seed["exclusions"]} == {
+        "iis02-whoami": 3, "retired-host": 0}
+    # the rules whose tables the workspace lacks are skipped with the service's reason
+    skipped = [r for r in document["rules"] if r["status"] == "skipped"]
+    assert len(skipped) == 3
+    assert "not backtested" in result.stderr and "rejected the query" in result.stderr
+    assert queried  # the queries really went to the workspace

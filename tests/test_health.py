@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import assert_schema
 
 from sentinel_t1190 import detection
-from sentinel_t1190.azure import credentials
 from sentinel_t1190.health import AUTO_DISABLED_REASON
-from tests.logs_server import FakeCredential, LogsServer
+from sentinel_t1190.rules import load_pack
+from tests.identity import Identity
+from tests.logs_server import LogsServer
 
 CLOCK = "2026-03-01T12:00:00Z"
 WS1 = "6a1b2c3d-0000-4000-8000-00000000aa01"
@@ -92,7 +94,7 @@ INCIDENTS = [
 
 
 @pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LogsServer]:
+def server(monkeypatch: pytest.MonkeyPatch, identity: Identity) -> Iterator[LogsServer]:
     with LogsServer() as srv:
         srv.add_table(WS1, "SentinelHealth", values(
             "TimeGenerated, SentinelResourceType, SentinelResourceKind, SentinelResourceId, "
@@ -111,8 +113,6 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LogsServer]:
                                "IncidentNumber, CAST(RelatedAnalyticRuleIds AS JSON) AS "
                                "RelatedAnalyticRuleIds)"))
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", srv.ca_path)
-        fake = FakeCredential()
-        monkeypatch.setattr(credentials, "default_credential", lambda *a, **k: fake)
         yield srv
 
 
@@ -191,7 +191,7 @@ def test_markdown_and_table_show_every_rule(server: LogsServer, cli: Callable[..
     assert markdown.code == 0
     rows = [line.split(" | ") for line in markdown.stdout.splitlines()
             if line.startswith("| ")]
-    assert len(rows) == 5  # the header and the pack's four rules
+    assert len(rows) == 1 + len(load_pack().rules)  # the header and every rule of the pack
     [seed] = [r for r in rows if r[0] == "| Web server process spawned a shell or attacker tool "
               "\\(T1190\\)"]
     assert seed[1:4] == ["healthy", "10", "2"] and seed[13] == "67\\%"
@@ -202,3 +202,36 @@ def test_markdown_and_table_show_every_rule(server: LogsServer, cli: Callable[..
 def test_bad_workspace_id_is_a_usage_error(server: LogsServer, cli: Callable[..., Any]) -> None:
     result = health(cli, server, "--workspace-id", "law-sentinel")
     assert result.code == 2 and result.stderr.startswith("error: ")
+
+
+def test_a_fleet_from_targets_finds_each_workspace_id_through_arm(
+        server: LogsServer, cli: Callable[..., Any], tmp_path: Path) -> None:
+    from tests.azure_server import AzureServer
+
+    with AzureServer(tmp_path) as arm:
+        known = arm.add_workspace(name="law-health")
+        missing = arm.add_workspace(name="law-gone")
+        arm.workspaces.pop(missing.path.lower())  # deleted since the inventory was written
+        # the Logs API knows the workspace by the customerId ARM reports for it
+        server.workspaces[known.customer_id] = server.workspaces.pop(WS1)
+        server.tables[known.customer_id] = server.tables.pop(WS1)
+        targets = tmp_path / "targets.csv"
+        targets.write_text("subscription_id,resource_group,workspace\n"
+                           f"{known.subscription_id},{known.resource_group},{known.name}\n"
+                           f"{missing.subscription_id},{missing.resource_group},{missing.name}\n")
+        bundle = tmp_path / "ca-bundle.pem"
+        bundle.write_text(Path(server.ca_path).read_text() + arm.ca_path.read_text())
+        result = cli("health", "--now", CLOCK, "--targets", str(targets), "--output", "json",
+                     "--fail-on-unhealthy",
+                     env={"SENTINEL_ARM_ENDPOINT": arm.arm_endpoint,
+                          "SENTINEL_LOGS_ENDPOINT": server.url,
+                          "REQUESTS_CA_BUNDLE": str(bundle)})
+    assert result.code == 1, result.stderr
+    found, gone = result.json()["workspaces"]
+    assert found["workspace"] == {"subscription_id": known.subscription_id,
+                                  "resource_group": known.resource_group,
+                                  "workspace": "law-health", "workspace_id": known.customer_id,
+                                  "health_monitoring": True}
+    assert {r["id"]: r["runs"] for r in found["rules"]}[SEED] == 10
+    assert gone["error"] and gone["rules"] == []
+    assert "law-gone" in result.stderr

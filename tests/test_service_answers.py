@@ -7,13 +7,14 @@ LogsQueryClient; the fixtures are test_hunt_live's.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
 from sentinel_t1190 import api
 from tests import test_hunt_live
-from tests.logs_server import LogsServer, Scripted
+from tests.logs_server import THROTTLED, LogsServer, Scripted
 from tests.test_hunt_live import WS1, live
 
 #: The loopback Logs API with the sample telemetry in WS1 (test_hunt_live's fixture).
@@ -65,3 +66,31 @@ def test_one_malformed_slice_makes_the_hunt_incomplete_and_names_it(
     allowed = live(server, "--workspace-id", WS1, "--timespan", "2d", "--allow-partial",
                    cli=cli)
     assert allowed.code == 0
+
+
+def test_retry_after_past_the_cap_fails_the_slice_at_once(server: LogsServer, cli: Any) -> None:
+    server.add_reply(Scripted(429, THROTTLED, {"Retry-After": "3600"}, times=99))
+    started = time.monotonic()
+    run = live(server, "--workspace-id", WS1, "--timespan", "2d", "--output", "json",
+               cli=cli)
+    assert time.monotonic() - started < 30
+    assert run.code == 4
+    assert "asked to wait 3600 s" in run.stderr and "--max-retry-after" in run.stderr
+    assert [q.status for q in server.queries()] == [429, 429]  # one per slice, no retry
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_the_retry_after_cap_is_configurable(server: LogsServer, cli: Any, how: str) -> None:
+    server.add_reply(Scripted(429, THROTTLED, {"Retry-After": "1"}, times=1))
+    args = ["--workspace-id", WS1, "--timespan", "1d", "--output", "json"]
+    env = test_hunt_live.env(server)
+    cap = ["--max-retry-after", "0.5"] if how == "option" else []
+    if how == "environment":
+        env["SENTINEL_MAX_RETRY_AFTER"] = "0.5"
+    refused = cli("hunt", "--now", test_hunt_live.CLOCK, *args, *cap, env=env)
+    assert refused.code == 4 and "asked to wait 1 s" in refused.stderr
+    server.add_reply(Scripted(429, THROTTLED, {"Retry-After": "1"}, times=1))
+    waited = cli("hunt", "--now", test_hunt_live.CLOCK, *args, "--max-retry-after", "2",
+                 env=env)
+    assert waited.code == 0, waited.stderr
+    assert [q.status for q in server.queries()][-2:] == [429, 200]

@@ -59,7 +59,7 @@ def test_init_pack_validates_and_its_tests_pass(pack: Path, cli: Callable[..., A
         assert (pack / path).exists(), path
     validated = cli("validate", "--pack", str(pack), "--output", "json")
     assert validated.code == 0, validated.stdout
-    assert validated.json()["checked"] == 8
+    assert validated.json()["checked"] == 10
     tested = cli("test", "--pack", str(pack), "--output", "json")
     assert tested.code == 0, tested.stdout
     assert tested.json()["passed"] is True
@@ -140,3 +140,21 @@ def test_starter_ci_checks_pull_requests_and_deploys_on_merge(pack: Path, name: 
         assert "--pack" in options
         assert options <= _command_params(command), options - _command_params(command)
     assert "--prune" in used["rollout"]
+
+
+def test_validate_warns_about_a_rule_missing_from_the_shipped_ids(
+        pack: Path, cli: Callable[..., Any]) -> None:
+    rule = pack / "analytics/web_server_child_process.yaml"
+    new_id = "9d1c7b52-3f0e-4a8b-b6c1-2e4f5a6b7c8d"
+    (pack / "analytics/copy_of_seed.yaml").write_text(
+        rule.read_text().replace(f"id: {detection.RULE_ID}", f"id: {new_id}"))
+    (pack / "hunting/copy_of_seed.yaml").write_text(
+        (pack / "hunting/web_server_child_process.yaml").read_text().replace(
+            detection.RULE_ID, new_id).replace("id: ", "id: 0", 1))
+    result = cli("validate", "--pack", str(pack), "--output", "json")
+    warned = [f for f in result.json()["findings"] if f["code"] == "not-in-shipped-ids"]
+    assert [(f["rule_id"], f["level"]) for f in warned] == [(new_id, "warning")]
+    with (pack / "shipped_rule_ids.txt").open("a") as listed:
+        listed.write(f"{new_id}\n")
+    again = cli("validate", "--pack", str(pack), "--output", "json")
+    assert not [f for f in again.json()["findings"] if f["code"] == "not-in-shipped-ids"]

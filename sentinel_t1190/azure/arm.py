@@ -53,8 +53,11 @@ from ..errors import (
     SentinelT1190Error,
     first_line,
 )
+from ..logs_response import ResponseFormatError, describe_error, parse_chunks
+from ..rules import GUID
 from .clouds import Cloud
 from .credentials import NO_TOKEN_HINT
+from .throttle import with_retry_after_cap
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -147,6 +150,8 @@ def _status(exc: AzureError) -> int | None:
 def translate(exc: AzureError, what: str, *, role: str = _READ_ROLE) -> SentinelT1190Error:
     """The errors.* exception for an SDK failure while doing *what* (caller raises it ``from``)."""
     status = _status(exc)
+    if status is not None and status < 400:  # DecodeError: the answer is not JSON
+        return unreadable(what, exc)
     if isinstance(exc, ClientAuthenticationError) and status is None:
         return AuthError(f"{what}: cannot get a token: {_first_line(exc)}{NO_TOKEN_HINT}")
     if isinstance(exc, HttpResponseError) and status is not None:
@@ -164,6 +169,33 @@ def translate(exc: AzureError, what: str, *, role: str = _READ_ROLE) -> Sentinel
     return AzureServiceError(f"{what}: {type(exc).__name__}: {_first_line(exc)}")
 
 
+def unreadable(what: str, exc: Exception | str) -> AzureServiceError:
+    """The error for an answer that is not what the API documents (exit 4, never a
+    traceback): an empty or non-JSON body, a resource without its fields."""
+    reason = exc if isinstance(exc, str) else _first_line(exc)
+    return AzureServiceError(f"{what}: unreadable answer from Azure: {reason}")
+
+
+def _rule_json(rule: Any, what: str) -> dict[str, Any]:
+    """An alert rule as ARM sends it: an object with a ``kind`` and ``properties``."""
+    if not isinstance(rule, dict) or not isinstance(rule.get("kind"), str) \
+            or not isinstance(rule.get("properties"), dict):
+        raise unreadable(what, f"not an alert rule: {str(rule)[:80]!r}")
+    return rule
+
+
+def _rule_dict(model: Any, what: str) -> dict[str, Any]:
+    """An alert rule the SDK deserialised, as :func:`_rule_json` checks it."""
+    return _rule_json(model.as_dict() if hasattr(model, "as_dict") else model, what)
+
+
+def _same_origin(url: str, base: str) -> bool:
+    from urllib.parse import urlsplit
+
+    a, b = urlsplit(url), urlsplit(base)
+    return (a.scheme, a.netloc.lower()) == (b.scheme, b.netloc.lower())
+
+
 # --- the client ------------------------------------------------------------------------------
 
 
@@ -171,7 +203,7 @@ def _client_kwargs(client_kwargs: Mapping[str, Any]) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"retry_total": 6, "retry_status": 3, "retry_backoff_max": 60}
     kwargs.update(client_kwargs)
     kwargs["per_retry_policies"] = [HttpLogPolicy(), *kwargs.get("per_retry_policies", [])]
-    return kwargs
+    return with_retry_after_cap(kwargs)
 
 
 class SentinelWorkspaceClient:
@@ -179,7 +211,8 @@ class SentinelWorkspaceClient:
 
     Implements :class:`sentinel_t1190.deploy.WorkspaceClient`. *client_kwargs* go to both
     SDK clients (``retry_total``, ``retry_backoff_factor``, ``retry_backoff_max``,
-    ``raw_request_hook``, ``raw_response_hook``, ``connection_verify``…).
+    ``raw_request_hook``, ``raw_response_hook``, ``connection_verify``…), except
+    ``max_retry_after`` (seconds): the longest ``Retry-After`` waited (:mod:`.throttle`).
     """
 
     def __init__(self, credential: TokenCredential, cloud: Cloud, subscription_id: str,
@@ -224,32 +257,42 @@ class SentinelWorkspaceClient:
         return (f"workspace {self.workspace!r} (resource group {self.resource_group!r}, "
                 f"subscription {self.subscription_id})")
 
-    def _get_json(self, url: str, what: str) -> dict[str, Any] | None:
-        """GET an ARM URL through the SDK pipeline; None on 404."""
+    def _get_json(self, url: str, what: str, *, missing_ok: bool = True
+                  ) -> dict[str, Any] | None:
+        """GET an ARM URL through the SDK pipeline; None on 404 when *missing_ok*."""
         try:
             response = self._arm.send_request(HttpRequest("GET", url))
-            if response.status_code == 404:
+            if response.status_code == 404 and missing_ok:
                 return None
             response.raise_for_status()
             doc = response.json()
         except AzureError as exc:
             raise translate(exc, what) from exc
-        return doc if isinstance(doc, dict) else {}
+        except ValueError as exc:  # not JSON (an empty body included)
+            raise unreadable(what, exc) from exc
+        if not isinstance(doc, dict):
+            raise unreadable(what, "not a JSON object")
+        return doc
 
     def workspace_info(self) -> WorkspaceInfo:
         """The workspace (its customerId is the Logs API's workspace id); InputError if absent."""
         if self._info is not None:
             return self._info
         url = f"{self.cloud.arm_endpoint}{self.workspace_id}?api-version={WORKSPACE_API_VERSION}"
-        doc = self._get_json(url, f"reading {self._where()}")
+        what = f"reading {self._where()}"
+        doc = self._get_json(url, what)
         if doc is None:
             raise InputError(f"{self._where()} not found: check --subscription-id, "
                              "--resource-group and --workspace")
-        props = doc.get("properties") or {}
+        props = doc.get("properties")
+        customer_id = props.get("customerId") if isinstance(props, dict) else None
+        if not isinstance(customer_id, str) or not GUID.fullmatch(customer_id):
+            raise unreadable(what, "no properties.customerId (the workspace ID)")
+        location = doc.get("location")
         self._info = WorkspaceInfo(
             self.subscription_id, self.resource_group, self.workspace,
-            str(doc.get("id") or self.workspace_id), str(props.get("customerId") or ""),
-            doc.get("location"))
+            str(doc.get("id") or self.workspace_id), customer_id,
+            location if isinstance(location, str) else None)
         return self._info
 
     def sentinel_onboarded(self) -> bool:
@@ -264,6 +307,9 @@ class SentinelWorkspaceClient:
         except AzureError as exc:
             raise translate(exc, f"reading the Sentinel onboarding state of {self._where()}"
                             ) from exc
+        except ValueError as exc:
+            raise unreadable(f"reading the Sentinel onboarding state of {self._where()}",
+                             exc) from exc
         return True
 
     def preflight(self, *, sentinel: bool = True) -> WorkspaceInfo:
@@ -280,7 +326,7 @@ class SentinelWorkspaceClient:
         fail with 400 — exactly what would make Sentinel auto-disable a rule reading it — and
         comes back as ``columns=None`` with the service's reason.
         """
-        from azure.monitor.query import LogsQueryClient, LogsQueryStatus
+        from azure.monitor.query import LogsQueryClient
 
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", table):
             raise InputError(f"not a table name: {table!r}")
@@ -290,10 +336,16 @@ class SentinelWorkspaceClient:
                                          credential_scopes=[self.cloud.logs_scope],
                                          **self._kwargs)
         what = f"reading the schema of {table} in {self._where()}"
+        request = HttpRequest(
+            "POST", f"/workspaces/{info.customer_id}/query",
+            json={"query": f"{table} | getschema | project ColumnName, ColumnType"},
+            headers={"Accept": "application/json"})
+        rows: list[list[Any]] = []
         try:
-            result = self._logs.query_workspace(
-                info.customer_id, f"{table} | getschema | project ColumnName, ColumnType",
-                timespan=None, retry_on_methods=_RETRY_METHODS)
+            response = self._logs.send_request(request, retry_on_methods=_RETRY_METHODS)
+            response.raise_for_status()
+            # The body is checked as a hunt's is (logs_response): never a half-read schema.
+            parsed = parse_chunks([response.read()], rows.extend)
         except HttpResponseError as exc:
             if exc.status_code == 400:
                 return TableCheck(table, None, f"table {table} cannot be queried in the "
@@ -301,45 +353,72 @@ class SentinelWorkspaceClient:
             raise translate(exc, what, role=_LOGS_ROLE) from exc
         except AzureError as exc:
             raise translate(exc, what, role=_LOGS_ROLE) from exc
-        if result.status != LogsQueryStatus.SUCCESS:
-            raise AzureServiceError(f"{what}: partial result: {result.partial_error}")
-        rows = result.tables[0].rows if result.tables else []
-        return TableCheck(table, {str(row[0]): str(row[1]) for row in rows})
+        except ResponseFormatError as exc:
+            raise unreadable(what, exc) from exc
+        if parsed.error is not None:
+            raise AzureServiceError(f"{what}: partial result: {describe_error(parsed.error)}")
+        if len(parsed.columns) != 2 or not all(isinstance(v, str) for r in rows for v in r):
+            raise unreadable(what, f"getschema answered columns {parsed.columns!r:.100}, not "
+                             "ColumnName and ColumnType as text")
+        return TableCheck(table, {name: kind for name, kind in rows})
 
     # -- alert rules -----------------------------------------------------------------------
 
     def list_rules(self) -> list[dict[str, Any]]:
-        try:
-            return [rule.as_dict() for rule in
-                    self._arm.alert_rules.list(self.resource_group, self.workspace)]
-        except AzureError as exc:
-            raise translate(exc, f"listing the alert rules of {self._where()}") from exc
+        """Every alert rule, following ``nextLink`` page by page (the JSON as ARM sends it).
+
+        A page that is not a list of rules, a ``nextLink`` leaving the ARM endpoint (it would
+        carry our token elsewhere) or leading back to a page already read (paging that would
+        never end) is an error.
+        """
+        what = f"listing the alert rules of {self._where()}"
+        url: Any = (f"{self.cloud.arm_endpoint}{self.workspace_id}/providers/"
+                    f"Microsoft.SecurityInsights/alertRules?api-version={API_VERSION}")
+        rules: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        while url:
+            if not isinstance(url, str) or not _same_origin(url, self.cloud.arm_endpoint):
+                raise unreadable(what, f"nextLink {str(url)[:120]!r} is not an ARM URL")
+            if url in seen:
+                raise AzureServiceError(f"{what}: Azure's nextLink leads back to a page "
+                                        "already read; paging would never end")
+            seen.add(url)
+            page = self._get_json(url, what, missing_ok=False) or {}
+            value = page.get("value")
+            if not isinstance(value, list):
+                raise unreadable(what, "a page without a 'value' array")
+            rules.extend(_rule_json(rule, what) for rule in value)
+            url = page.get("nextLink")
+        return rules
 
     def get_rule(self, name: str) -> dict[str, Any] | None:
         from azure.core.exceptions import ResourceNotFoundError
 
+        what = f"reading alert rule {name} in {self._where()}"
         try:
             rule = self._arm.alert_rules.get(self.resource_group, self.workspace, name)
         except ResourceNotFoundError:
             return None
         except AzureError as exc:
-            raise translate(exc, f"reading alert rule {name} in {self._where()}") from exc
-        result: dict[str, Any] = rule.as_dict()
-        return result
+            raise translate(exc, what) from exc
+        except ValueError as exc:
+            raise unreadable(what, exc) from exc
+        return _rule_dict(rule, what)
 
     def put_rule(self, name: str, body: Mapping[str, Any], *,
                  etag: str | None = None) -> dict[str, Any]:
         """Create or update the rule with *body* sent as JSON, verbatim (no SDK model)."""
         payload = {**body, "etag": etag} if etag else dict(body)
+        what = f"writing alert rule {name} in {self._where()}"
         try:
             rule = self._arm.alert_rules.create_or_update(
                 self.resource_group, self.workspace, name,
                 io.BytesIO(json.dumps(payload).encode("utf-8")), content_type="application/json")
         except AzureError as exc:
-            raise translate(exc, f"writing alert rule {name} in {self._where()}",
-                            role=_WRITE_ROLE) from exc
-        result: dict[str, Any] = rule.as_dict()
-        return result
+            raise translate(exc, what, role=_WRITE_ROLE) from exc
+        except ValueError as exc:
+            raise unreadable(what, exc) from exc
+        return _rule_dict(rule, what)
 
     def delete_rule(self, name: str) -> bool:
         """Delete; ARM answers 200 when it deleted and 204 (or 404) when there was nothing."""
@@ -354,6 +433,8 @@ class SentinelWorkspaceClient:
         except AzureError as exc:
             raise translate(exc, f"deleting alert rule {name} in {self._where()}",
                             role=_WRITE_ROLE) from exc
+        except ValueError as exc:
+            raise unreadable(f"deleting alert rule {name} in {self._where()}", exc) from exc
         return bool(status == 200)
 
 

@@ -12,7 +12,8 @@ same body and reported in :attr:`QueryResult.partial_error` — never dropped.
 
 Retries (azure-core's RetryPolicy, configured): POST is added to the retried methods (a
 Logs query is a read, safe to repeat), so 408, 429, 500, 502, 503 and connection errors are
-retried with exponential back-off, and a ``Retry-After`` header is honoured. A 504 (the
+retried with exponential back-off, and a ``Retry-After`` header is honoured up to
+``max_retry_after`` seconds (longer: the query fails at once, see :mod:`.throttle`). A 504 (the
 query ran past the server timeout) is *not* retried as is: the caller splits the slice,
 which is the retry that can succeed.
 
@@ -40,6 +41,7 @@ from ..logs_response import ParsedResponse, ResponseFormatError, ResponseParser,
 from ..timespan import iso_z
 from .clouds import Cloud
 from .credentials import NO_TOKEN_HINT
+from .throttle import DEFAULT_MAX_RETRY_AFTER, RetryAfterTooLong, with_retry_after_cap
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -135,7 +137,8 @@ class LogsClient:
 
     def __init__(self, cloud: Cloud, credential: TokenCredential, *,
                  server_timeout: int = DEFAULT_SERVER_TIMEOUT, retry_total: int = 6,
-                 retry_backoff: float = 0.8, **client_kwargs: Any) -> None:
+                 retry_backoff: float = 0.8,
+                 max_retry_after: float = DEFAULT_MAX_RETRY_AFTER, **client_kwargs: Any) -> None:
         if not 1 <= server_timeout <= MAX_SERVER_TIMEOUT:
             raise InputError(f"--server-timeout must be 1..{MAX_SERVER_TIMEOUT} seconds, "
                              f"got {server_timeout}")
@@ -147,7 +150,8 @@ class LogsClient:
         # the token scope is given explicitly, else it would follow an overridden endpoint.
         self._client = LogsQueryClient(
             credential, endpoint=cloud.logs_endpoint, credential_scopes=[cloud.logs_scope],
-            retry_policy=retry_policy(retry_total, retry_backoff), **client_kwargs)
+            retry_policy=retry_policy(retry_total, retry_backoff),
+            **with_retry_after_cap({**client_kwargs, "max_retry_after": max_retry_after}))
 
     def close(self) -> None:
         self._client.close()
@@ -184,6 +188,8 @@ class LogsClient:
         except AzureError as exc:
             raise LogsQueryFailed(f"{where}: the Logs API could not be reached: "
                                   f"{first_line(exc)}") from exc
+        except RetryAfterTooLong as exc:
+            raise LogsQueryFailed(f"{where}: {exc}", status=exc.status) from exc
         try:
             if response.status_code >= 400:
                 _raise_for_status(response, where)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import AuthError, AzureServiceError, InputError
 from ..targets import Target, target_key
 from .clouds import Cloud
+from .throttle import DEFAULT_MAX_RETRY_AFTER, with_retry_after_cap
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -72,7 +73,9 @@ class QueryPacer:
         self._blocked_until = 0.0
         self._lock = threading.Lock()
 
-    def acquire(self) -> None:
+    def acquire(self, max_wait: float = DEFAULT_MAX_RETRY_AFTER) -> None:
+        """Wait for a slot; AzureServiceError when the quota resets more than *max_wait*
+        seconds from now (``--max-retry-after``), rather than waiting that long."""
         while True:
             with self._lock:
                 now = self._clock()
@@ -84,6 +87,10 @@ class QueryPacer:
                 if wait <= 0:
                     self._sent.append(now)
                     return
+            if wait > max_wait:
+                raise AzureServiceError(
+                    f"Resource Graph: the query quota resets in {wait:.0f} s, more than the "
+                    f"{max_wait:.0f} s --max-retry-after allows; not waited")
             self._sleep(wait)
 
     def observe(self, headers: Any) -> None:
@@ -117,16 +124,19 @@ def parse_workspace_id(resource_id: str) -> Target:
 
 
 def graph_client(credential: TokenCredential, cloud: Cloud, **client_kwargs: Any) -> Any:
-    """A ``ResourceGraphClient`` for *cloud* (base URL and token scope of that cloud)."""
+    """A ``ResourceGraphClient`` for *cloud* (base URL and token scope of that cloud);
+    ``max_retry_after`` in *client_kwargs* caps the ``Retry-After`` waited (:mod:`.throttle`)."""
     from azure.mgmt.resourcegraph import ResourceGraphClient
 
     return ResourceGraphClient(credential, base_url=cloud.arm_endpoint,
-                               credential_scopes=[cloud.arm_scope], **client_kwargs)
+                               credential_scopes=[cloud.arm_scope],
+                               **with_retry_after_cap(client_kwargs))
 
 
 def _pages(client: Any, query: str, subscriptions: Sequence[str] | None,
-           pacer: QueryPacer) -> Iterator[list[dict[str, Any]]]:
+           pacer: QueryPacer, max_wait: float) -> Iterator[list[Any]]:
     from azure.core.exceptions import (
+        AzureError,
         ClientAuthenticationError,
         HttpResponseError,
         ServiceRequestError,
@@ -141,7 +151,7 @@ def _pages(client: Any, query: str, subscriptions: Sequence[str] | None,
             query=query, subscriptions=list(subscriptions) if subscriptions else None,
             options=QueryRequestOptions(top=None if token else PAGE_SIZE, skip_token=token,
                                         result_format="objectArray"))
-        pacer.acquire()
+        pacer.acquire(max_wait)
         try:
             response = client.resources(
                 request, retry_on_methods=frozenset({"POST"}),
@@ -152,13 +162,19 @@ def _pages(client: Any, query: str, subscriptions: Sequence[str] | None,
             if exc.status_code in (401, 403):
                 raise AuthError(f"Resource Graph: access denied ({exc.status_code}): "
                                 f"{exc.message}") from exc
+            if exc.status_code is not None and exc.status_code < 400:  # DecodeError
+                raise _unreadable(exc.message) from exc
             raise AzureServiceError(f"Resource Graph query failed ({exc.status_code}): "
                                     f"{exc.message}") from exc
         except (ServiceRequestError, ServiceResponseError) as exc:
             raise AzureServiceError(f"Resource Graph unreachable: {exc.message}") from exc
-        rows = response.data
+        except AzureError as exc:
+            raise AzureServiceError(f"Resource Graph query failed: {exc.message}") from exc
+        except ValueError as exc:  # DeserializationError: fields of the wrong type
+            raise _unreadable(str(exc).splitlines()[0] if str(exc) else "") from exc
+        rows = getattr(response, "data", None)
         if not isinstance(rows, list):
-            raise AzureServiceError("Resource Graph returned a table, not an object array")
+            raise _unreadable("no 'data' array of objects")
         yield rows
         token = response.skip_token
         if not token:
@@ -167,25 +183,35 @@ def _pages(client: Any, query: str, subscriptions: Sequence[str] | None,
                                         "a $skipToken to page on; narrow --subscription-id")
             return
         if token in seen:
-            raise AzureServiceError("Resource Graph returned the same $skipToken twice")
+            raise AzureServiceError("Resource Graph returned the same $skipToken twice; "
+                                    "paging would never end")
         seen.add(token)
 
 
+def _unreadable(reason: str) -> AzureServiceError:
+    return AzureServiceError(f"Resource Graph: unreadable answer: {reason}")
+
+
 def discover_workspaces(client: Any, *, subscriptions: Sequence[str] | None = None,
-                        pacer: QueryPacer | None = None) -> list[Target]:
+                        pacer: QueryPacer | None = None,
+                        max_wait: float = DEFAULT_MAX_RETRY_AFTER) -> list[Target]:
     """Every Sentinel-enabled workspace *client*'s identity sees (in *subscriptions* if given).
 
     Sorted and de-duplicated. Targets carry no tenant: what Resource Graph shows the identity
     (its own subscriptions and Lighthouse-delegated ones) is reached with a token of the
     identity's own tenant; asking the customer's tenant for a token would fail for a
-    Lighthouse identity.
+    Lighthouse identity. A row that is not a workspace is an error, never skipped: the
+    fleet would silently lose a workspace. *max_wait*: the longest wait for the quota.
     """
     found: dict[tuple[str, str, str], Target] = {}
     for rows in _pages(client, SENTINEL_WORKSPACES_QUERY, subscriptions,
-                       pacer or DEFAULT_PACER):
+                       pacer or DEFAULT_PACER, max_wait):
         for row in rows:
-            if not isinstance(row, dict) or not row.get("id"):
-                continue
-            target = parse_workspace_id(str(row["id"]))
+            resource_id = row.get("id") if isinstance(row, dict) else None
+            try:
+                target = parse_workspace_id(resource_id if isinstance(resource_id, str)
+                                            else repr(row)[:120])
+            except InputError as exc:
+                raise _unreadable(str(exc)) from exc
             found.setdefault(target_key(target), target)
     return sorted(found.values(), key=target_key)

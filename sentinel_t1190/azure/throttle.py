@@ -11,6 +11,13 @@ above the floor. Other subscriptions are not held up.
 :class:`ArmThrottle` plugs into any azure-core client through the ``raw_request_hook`` /
 ``raw_response_hook`` keywords (azure-core ``CustomHookPolicy``), which run once per attempt,
 retries included. One instance is shared by all worker threads.
+
+``Retry-After`` is obeyed by the SDK's retry policy however long it is, so a service (or
+anything posing as one) answering ``Retry-After: 3600`` would stall a hunt or rollout for an
+hour per retry. :class:`RetryAfterCap` bounds that: an answer asking to wait longer than
+``max_retry_after`` seconds (default :data:`DEFAULT_MAX_RETRY_AFTER`, ``--max-retry-after``)
+is not retried; :class:`RetryAfterTooLong` fails that request (that slice, that target) at
+once with the reason.
 """
 
 from __future__ import annotations
@@ -22,6 +29,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from azure.core.pipeline import PipelineRequest, PipelineResponse
+from azure.core.pipeline.policies import RetryPolicy, SansIOHTTPPolicy
+
+from ..errors import AzureServiceError, InputError
+
+#: Longest ``Retry-After`` waited before a retry, in seconds (``--max-retry-after``).
+DEFAULT_MAX_RETRY_AFTER = 120.0
+#: Statuses the retry policies retry (and would wait ``Retry-After`` for). A 504 is left out:
+#: the Logs API's is split into smaller queries instead of waited for.
+_RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503})
 _SUBSCRIPTION = re.compile(r"/subscriptions/([^/?#]+)", re.IGNORECASE)
 HEADER = "x-ms-ratelimit-remaining-subscription-{}"
 
@@ -132,3 +149,62 @@ class ArmThrottle:
         match = _SUBSCRIPTION.search(http.url)
         if match:
             self.after(match[1], http.method, response.http_response.headers)
+
+
+class RetryAfterTooLong(AzureServiceError):
+    """Azure asked to wait longer than the cap before retrying; the request failed instead."""
+
+    def __init__(self, message: str, *, status: int, wait: float) -> None:
+        super().__init__(message)
+        self.status = status
+        self.wait = wait
+
+
+class RetryAfterCap(SansIOHTTPPolicy[Any, Any]):
+    """Fail a retriable answer whose ``Retry-After`` exceeds *max_seconds* (a per-retry policy).
+
+    Installed after the retry policy (``per_retry_policies``), it sees every attempt's answer
+    before the retry policy decides to sleep; raising an error that is not an ``AzureError``
+    takes the request out of the retry loop at once.
+    """
+
+    def __init__(self, max_seconds: float = DEFAULT_MAX_RETRY_AFTER) -> None:
+        if not 0 <= max_seconds < float("inf"):
+            raise InputError(f"--max-retry-after must be a number of seconds >= 0, got "
+                             f"{max_seconds}")
+        self.max_seconds = max_seconds
+        self._reader = RetryPolicy()
+
+    def on_response(self, request: PipelineRequest[Any],
+                    response: PipelineResponse[Any, Any]) -> None:
+        status = response.http_response.status_code
+        if status not in _RETRIED_STATUSES:
+            return
+        wait = self._reader.get_retry_after(response)
+        if wait is None or wait <= self.max_seconds:
+            return
+        close = getattr(response.http_response, "close", None)
+        if callable(close):
+            close()  # a streamed answer: give the connection back
+        raise RetryAfterTooLong(
+            f"Azure answered HTTP {status} to {request.http_request.method} "
+            f"{_path(request.http_request.url)} and asked to wait {wait:.0f} s before "
+            f"retrying, more than the {self.max_seconds:.0f} s --max-retry-after allows; "
+            "not retried", status=status, wait=wait)
+
+
+def _path(url: str) -> str:
+    """The URL without its query string (which may carry a signature) or host."""
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).path
+
+
+def with_retry_after_cap(client_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """*client_kwargs* for an SDK client, ``max_retry_after`` (seconds, optional) turned into
+    a :class:`RetryAfterCap` first among its ``per_retry_policies`` (so those after it, such
+    as the ``--verbose`` HTTP log, still see the answer it refuses)."""
+    kwargs = dict(client_kwargs)
+    cap = RetryAfterCap(float(kwargs.pop("max_retry_after", DEFAULT_MAX_RETRY_AFTER)))
+    kwargs["per_retry_policies"] = [cap, *kwargs.get("per_retry_policies", [])]
+    return kwargs

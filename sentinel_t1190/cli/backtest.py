@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from .. import api, reports
-from ..errors import ExitCode, InputError
+from ..errors import ExitCode, InputError, PartialResultError
 from ..reports import ReportFormat
 from ..timespan import parse_instant
 from .app import app
 from .common import (
+    CloudOpt,
     Debug,
+    LogsEndpoint,
     Out,
     PackDir,
     RuleIds,
+    TenantId,
     Verbose,
     command,
     found,
@@ -27,6 +30,14 @@ ReportOutput = Annotated[ReportFormat, typer.Option(
     "--output", "-o", metavar="FORMAT", case_sensitive=False,
     help="table for people, json for machines, markdown for a pull-request comment, html "
     "for one self-contained page.")]
+
+#: The window options backtest and health share (hunt words its own).
+WindowStart = Annotated[str | None, typer.Option(
+    "--start", metavar="TIME", help="Window start (exclusive), ISO 8601.")]
+WindowEnd = Annotated[str | None, typer.Option(
+    "--end", metavar="TIME", help="Window end (inclusive), ISO 8601. Default: now.")]
+Clock = Annotated[str | None, typer.Option(
+    "--now", metavar="TIME", help="Pin the clock (ISO 8601), e.g. for old exports.")]
 
 
 @app.command("backtest")
@@ -42,23 +53,30 @@ def backtest_command(
         "several after it.")] = None,
     files: Annotated[list[str] | None, typer.Argument(
         metavar="FILE", help="More files for --local.", show_default=False)] = None,
+    workspace_id: Annotated[list[str] | None, typer.Option(
+        "--workspace-id", metavar="GUID",
+        help="Run both versions in this Log Analytics workspace (repeatable) through the "
+        "Logs API, as hunt --workspace-id does.")] = None,
+    allow_partial: Annotated[bool, typer.Option(
+        "--allow-partial", help="Exit 0 even when part of the data could not be "
+        "searched.")] = False,
     rule: RuleIds = None,
     pack_dir: PackDir = None,
     timespan: Annotated[str | None, typer.Option(
         "--timespan", "-t", metavar="DURATION",
         help="How far back from --end/--now: 24h, 7d, PT36H... [default: 7d]")] = None,
-    start: Annotated[str | None, typer.Option(
-        "--start", metavar="TIME", help="Window start (exclusive), ISO 8601.")] = None,
-    end: Annotated[str | None, typer.Option(
-        "--end", metavar="TIME", help="Window end (inclusive), ISO 8601. Default: now.")] = None,
-    now: Annotated[str | None, typer.Option(
-        "--now", metavar="TIME", help="Pin the clock (ISO 8601), e.g. for old exports.")] = None,
+    start: WindowStart = None,
+    end: WindowEnd = None,
+    now: Clock = None,
     fail_on_added: Annotated[bool, typer.Option(
         "--fail-on-added", help="Exit 1 when the change adds findings.")] = False,
     fail_on_removed: Annotated[bool, typer.Option(
         "--fail-on-removed", help="Exit 1 when the change removes findings.")] = False,
     output: ReportOutput = ReportFormat.table,
     out: Out = None,
+    cloud: CloudOpt = "AzureCloud",
+    tenant_id: TenantId = None,
+    logs_endpoint: LogsEndpoint = None,
     verbose: Verbose = False,
     debug: Debug = False,
 ) -> int:
@@ -71,13 +89,31 @@ def backtest_command(
     paths = [*(local or []), *(files or [])]
     if files and not local:
         raise InputError(f"unexpected argument {files[0]!r}; files go after --local")
-    result = api.backtest_local(
-        baseline, paths, rule_ids=rule, pack=api.load_pack(pack_dir), timespan=timespan,
-        start=start, end=end, now=parse_instant(now) if now else None)
+    common: dict[str, Any] = {
+        "rule_ids": rule, "pack": api.load_pack(pack_dir), "timespan": timespan,
+        "start": start, "end": end, "now": parse_instant(now) if now else None}
+    if workspace_id:
+        if paths:
+            raise InputError("give --local FILE... or --workspace-id GUID..., not both")
+        from ..azure import credentials
+        from ..azure.clouds import resolve_cloud
+        from ..azure.logs import LogsClient, timespan_for
+
+        where = resolve_cloud(cloud, logs_endpoint=logs_endpoint)
+        with LogsClient(where, credentials.default_credential(where, tenant_id)) as client:
+            result = api.backtest(
+                baseline, workspaces=workspace_id, client=client,
+                request_timespan=lambda w: timespan_for(w.start, w.end), **common)
+    else:
+        result = api.backtest(baseline, files=paths, **common)
     for message in result.warnings:
         warn(message)
     with output_stream(out) as stream:
         reports.backtest(result.to_dict(), output, stream)
+    if not result.complete and not allow_partial:
+        raise PartialResultError("part of the data could not be searched (see warnings): the "
+                                 "comparison above is incomplete. Pass --allow-partial to "
+                                 "accept that.")
     why = [f"{happened} finding(s) {what} and --fail-on-{what}" for what, asked, happened in (
         ("added", fail_on_added, result.added), ("removed", fail_on_removed, result.removed))
         if asked and happened]

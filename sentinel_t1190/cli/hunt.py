@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -22,6 +22,7 @@ from .common import (
     Debug,
     GraphEndpoint,
     LogsEndpoint,
+    MaxRetryAfter,
     Out,
     PackDir,
     TenantId,
@@ -164,6 +165,7 @@ def hunt_command(
             help="Seconds the Logs API may run one query (max 600).",
         ),
     ] = 180,
+    max_retry_after: MaxRetryAfter = 120,
     slice_size: Annotated[
         str,
         typer.Option(
@@ -286,6 +288,7 @@ def hunt_command(
             state_path=state,
             overlap=overlap,
             server_timeout=server_timeout,
+            max_retry_after=max_retry_after,
             slice_size=slice_size,
             min_slice=min_slice,
             concurrency=concurrency,
@@ -312,17 +315,17 @@ def hunt_command(
             "(the bundled sample telemetry) or --workspace-id GUID (live)"
         )
     clock = parse_instant(now) if now else None
-    with _progress(paths):
-        results = api.hunt_local(
-            paths, rule_ids=rule, timespan=timespan, start=start, end=end, now=clock,
-            sample=sample, pack=pack,
-        )
-    for result in results:
-        for message in result.warnings:
-            warn(message)
-    with _report_stream(out, html) as stream:
-        render.hunt(results, fmt, stream, raw_csv=csv_raw)
-    total = sum(len(r.findings) for r in results)
+    with ExitStack() as stack:
+        with _progress(paths):
+            results = stack.enter_context(api.hunt_local_stored(
+                paths, rule_ids=rule, timespan=timespan, start=start, end=end, now=clock,
+                sample=sample, pack=pack))
+        for result in results:
+            for message in result.warnings:
+                warn(message)
+        with _report_stream(out, html) as stream:
+            render.hunt(results, fmt, stream, raw_csv=csv_raw)
+        total = sum(r.total for r in results)
     if fail_on_findings and total:
         return found(f"{total} finding(s) and --fail-on-findings")
     return ExitCode.OK
@@ -360,21 +363,24 @@ def _size(spec: str) -> int:
     return path.stat().st_size if path.is_file() else 0
 
 
-def _live_client(where: LiveSource, cloud: Cloud, credential: Any, server_timeout: int) -> Any:
+def _live_client(where: LiveSource, cloud: Cloud, credential: Any, server_timeout: int,
+                 max_retry_after: float) -> Any:
     """The query client of the live source (each is a context manager)."""
     if where.defender:
         from ..azure.graph import DefenderHuntingClient
 
-        return DefenderHuntingClient(cloud, credential)
+        return DefenderHuntingClient(cloud, credential, max_retry_after=max_retry_after)
     if where.cluster and where.database:
         from ..azure.kusto import KustoHuntingClient, parse_table_map
 
         return KustoHuntingClient(where.cluster, where.database, credential,
                                   table_map=parse_table_map(where.table_map),
-                                  server_timeout=server_timeout)
+                                  server_timeout=server_timeout,
+                                  max_retry_after=max_retry_after)
     from ..azure.logs import LogsClient
 
-    return LogsClient(cloud, credential, server_timeout=server_timeout)
+    return LogsClient(cloud, credential, server_timeout=server_timeout,
+                      max_retry_after=max_retry_after)
 
 
 @contextmanager
@@ -469,6 +475,7 @@ def _run_live(
     hunt_state: HuntState | None,
     overlap: str,
     server_timeout: int,
+    max_retry_after: float,
     slice_size: str,
     min_slice: str,
     concurrency: int,
@@ -503,7 +510,7 @@ def _run_live(
     spools: list[IO[str]] = []
     with (
         _report_stream(out, html) as stream,
-        _live_client(where, target, credential, server_timeout) as client,
+        _live_client(where, target, credential, server_timeout, max_retry_after) as client,
         reporter,
     ):
 

@@ -20,6 +20,7 @@ from .common import (
     CloudOpt,
     Debug,
     LogsEndpoint,
+    MaxRetryAfter,
     Out,
     Output,
     PackDir,
@@ -62,7 +63,8 @@ def _targets(targets: Path | None, discover: bool, subscriptions: list[str] | No
     if discover:
         found = api.discover_targets(subscriptions=subscriptions, cloud=azure["cloud"],
                                      arm_endpoint=azure["arm_endpoint"],
-                                     tenant_id=azure["tenant_id"])
+                                     tenant_id=azure["tenant_id"],
+                                     max_retry_after=azure.get("max_retry_after", 120))
         if not found:
             raise InputError("--discover found no Sentinel-enabled workspace the identity "
                              "can see")
@@ -163,6 +165,7 @@ def rollout_command(
     tenant_id: TenantId = None,
     arm_endpoint: ArmEndpoint = None,
     logs_endpoint: LogsEndpoint = None,
+    max_retry_after: MaxRetryAfter = 120,
     output: Output = OutputFormat.table,
     out: Out = None,
     verbose: Verbose = False,
@@ -178,7 +181,8 @@ def rollout_command(
     """
     from ..rollout import load_report, remaining_targets
 
-    azure = {"cloud": cloud, "tenant_id": tenant_id, "arm_endpoint": arm_endpoint}
+    azure = {"cloud": cloud, "tenant_id": tenant_id, "arm_endpoint": arm_endpoint,
+             "max_retry_after": max_retry_after}
     previous = load_report(resume) if resume is not None else None
     fleet = _targets(targets, discover, subscription_id, azure, previous)
     report_path = report or resume or (None if dry_run else _default_report())
@@ -191,7 +195,7 @@ def rollout_command(
                 disabled=disabled, force=force, prune=prune, report_path=report_path,
                 resume_from=previous, cloud=cloud, arm_endpoint=arm_endpoint,
                 logs_endpoint=logs_endpoint, tenant_id=tenant_id, on_result=progress,
-                pack=api.load_pack(pack_dir))
+                pack=api.load_pack(pack_dir), max_retry_after=max_retry_after)
     except KeyboardInterrupt:
         if report_path is not None:
             note(f"interrupted: finished workspaces are in {report_path}; to do the rest: "
