@@ -137,7 +137,9 @@ def hunt(results: Sequence[HuntResult], fmt: OutputFormat, stream: IO[str], *,
             _hunt_document(results[0], stream, "")
             stream.write("\n")
         elif results:
-            stream.write('{\n  "results": [\n    ')
+            from .output_schemas import SCHEMA_VERSION
+
+            stream.write(f'{{\n  "schema_version": {SCHEMA_VERSION},\n  "results": [\n    ')
             for i, r in enumerate(results):
                 stream.write(",\n    " if i else "")
                 _hunt_document(r, stream, "    ")
@@ -170,8 +172,12 @@ def hunt(results: Sequence[HuntResult], fmt: OutputFormat, stream: IO[str], *,
 
 
 def _hunt_document(result: HuntResult, stream: IO[str], pad: str) -> None:
-    """*result* as ``json.dump(indent=2)`` writes it at the depth of *pad*, no final newline."""
-    head = json.dumps(result.head(), indent=2, ensure_ascii=False, default=str)
+    """*result* as ``json.dump(indent=2)`` writes it at the depth of *pad*, no final newline;
+    at the top (no *pad*) it is the whole document and carries ``schema_version``."""
+    from .output_schemas import versioned
+
+    head = json.dumps(versioned(result.head()) if not pad else result.head(), indent=2,
+                      ensure_ascii=False, default=str)
     stream.write(head.removesuffix("\n}").replace("\n", "\n" + pad)
                  + ",\n" + pad + '  "findings": [')
     item_pad = pad + "    "

@@ -21,6 +21,7 @@ import pytest
 from conftest import Run
 
 from sentinel_t1190 import api, detection, render
+from sentinel_t1190.output_schemas import versioned
 from sentinel_t1190.render import OutputFormat
 from sentinel_t1190.safe_text import csv_cell
 from sentinel_t1190.schema import table_schema
@@ -185,7 +186,8 @@ def test_cli_output_is_byte_for_byte_the_python_writers(
     assert _run(cli, hostile, "csv") == _python_csv(rows, result.columns)
     assert _run(cli, hostile, "csv", options=("--csv-raw",)) == _python_csv(
         rows, result.columns, raw=True)
-    expected = json.dumps(result.to_dict(), indent=2, ensure_ascii=False, default=str) + "\n"
+    expected = json.dumps(versioned(result.to_dict()), indent=2, ensure_ascii=False,
+                          default=str) + "\n"
     assert _run(cli, hostile, "json") == expected
 
 
@@ -201,7 +203,8 @@ def test_several_rules_one_empty(hostile: Path, cli: Callable[..., Run], tmp_pat
                              rule_ids=[SHELL_RULE, OTHER_RULE])
     assert results[0].findings and not results[1].findings
     docs = [r.to_dict() for r in results]
-    expected = json.dumps({"results": docs}, indent=2, ensure_ascii=False, default=str) + "\n"
+    expected = json.dumps(versioned({"results": docs}), indent=2, ensure_ascii=False,
+                          default=str) + "\n"
     rules = (SHELL_RULE, OTHER_RULE)
     assert _run(cli, hostile, "json", *rules, more=(files,)) == expected
     columns = list(dict.fromkeys([*results[0].columns, *results[1].columns]))
