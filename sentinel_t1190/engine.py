@@ -111,6 +111,33 @@ def _check_file(path: Path) -> None:
         raise InputError(f"{path}: the file is empty")
 
 
+def _csv_header(path: Path, suffix: str, utf16: bool) -> list[str]:
+    """The header record of a CSV/TSV file ([] when it cannot be read here: DuckDB says why)."""
+    import csv
+    import gzip
+
+    encoding = "utf-16" if utf16 else "utf-8-sig"
+    try:
+        with (gzip.open(path, "rt", encoding=encoding, errors="replace", newline="")
+              if path.suffix.lower() == ".gz"
+              else path.open(encoding=encoding, errors="replace", newline="")) as handle:
+            return next(csv.reader(handle, delimiter="\t" if suffix == ".tsv" else ","), [])
+    except (OSError, EOFError, csv.Error):
+        return []
+
+
+def _refuse_repeated_columns(path: Path, names: Sequence[str]) -> None:
+    """An InputError naming the columns a header gives more than once (in any case, with or
+    without the portal's `` [UTC]`` suffix): which one the rule would read is a guess."""
+    seen: dict[str, list[str]] = {}
+    for name in names:
+        seen.setdefault(name.strip().removesuffix(_UTC_SUFFIX).lower(), []).append(name)
+    repeated = [spellings for spellings in seen.values() if len(spellings) > 1]
+    if repeated:
+        raise InputError(f"{path}: the header names a column more than once: " + "; ".join(
+            ", ".join(repr(n) for n in spellings) for spellings in repeated))
+
+
 def _utf16(path: Path) -> bool:
     """Whether the text starts with a UTF-16 byte-order mark (Excel's "Unicode text")."""
     import gzip
@@ -286,8 +313,14 @@ class LocalEngine:
         else:
             suffix = _suffix(readable)
             reader = _READERS[suffix].format(p=_literal(str(readable)), c="")
-        if isinstance(readable, Path) and suffix in (".csv", ".tsv") and _utf16(readable):
+        text_table = readable if isinstance(readable, Path) and suffix in (".csv", ".tsv") \
+            else None
+        utf16 = text_table is not None and _utf16(text_table)
+        if utf16:
             reader = reader.removesuffix(")") + ", encoding = 'utf-16')"
+        if text_table is not None:
+            # DuckDB renames a repeated header (DeviceName, DeviceName_1): refuse it instead.
+            _refuse_repeated_columns(path, _csv_header(text_table, suffix, utf16))
         described = self._describe(path, reader)
         if suffix in _JSON:
             if readable != path or not required <= {name for name, _ in described}:
