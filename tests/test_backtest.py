@@ -237,14 +237,9 @@ def test_a_live_backtest_runs_both_versions_in_the_workspace(
 
 
 def test_the_deployed_rules_as_the_baseline(pack: Path, tmp_path: Path,
-                                            cli: Callable[..., Any],
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from sentinel_t1190.azure import credentials
+                                            cli: Callable[..., Any], identity: Identity) -> None:
     from tests.azure_server import AzureServer
-    from tests.logs_server import FakeCredential
 
-    fake = FakeCredential()
-    monkeypatch.setattr(credentials, "default_credential", lambda *a, **k: fake)
     with AzureServer(tmp_path) as arm:
         ws = arm.add_workspace()
         where = ("--subscription-id", ws.subscription_id, "--resource-group",
