@@ -376,11 +376,20 @@ def _records(path: Path) -> Iterator[dict[str, Any]]:
 def _table_rows(path: Path, tables: list[Any]) -> Iterator[dict[str, Any]]:
     """The rows of a Logs API answer: ``{"tables": [{"columns": [{"name"}], "rows": [[...]]}]}``."""
     for table in tables:
+        if not isinstance(table, dict) or not isinstance(table.get("columns", []), list) \
+                or not isinstance(table.get("rows", []), list):
+            raise InputError(f"{path}: 'tables' holds something other than tables of columns "
+                             "and rows; is it a complete Logs API answer?")
         columns = [str(c.get("name")) for c in table.get("columns", []) if isinstance(c, dict)]
+        repeated = sorted({c for c in columns if columns.count(c) > 1})
+        if repeated:
+            raise InputError(f"{path}: the answer names a column more than once: "
+                             + ", ".join(map(repr, repeated)))
         for row in table.get("rows", []):
             if not isinstance(row, list) or len(row) != len(columns):
-                raise InputError(f"{path}: a row of {len(row)} values for {len(columns)} "
-                                 "columns; is it a complete Logs API answer?")
+                size = f"{len(row)} values" if isinstance(row, list) else "no list"
+                raise InputError(f"{path}: a row of {size} for {len(columns)} columns; is it "
+                                 "a complete Logs API answer?")
             yield dict(zip(columns, row, strict=True))
 
 
