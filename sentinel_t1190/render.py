@@ -60,8 +60,8 @@ def write_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: Outp
         for row in rows:
             stream.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
     else:
-        _write_csv(stream, chain([columns], ([row.get(c) for c in columns] for row in rows)),
-                   raw=raw_csv)
+        stream.write(_csv_text(chain([columns], ([row.get(c) for c in columns] for row in rows)),
+                               raw=raw_csv))
 
 
 # --- rules ---------------------------------------------------------------------------------
@@ -354,16 +354,24 @@ _NO_FLOATS = frozenset({"string", "datetime", "guid", "timespan", "bool", "boole
                         "long"})
 
 
-def _write_csv(stream: IO[str], rows: Iterable[Sequence[Any]], *, raw: bool = False) -> None:
-    csv.writer(stream, lineterminator="\n").writerows(
-        rows if raw else ([*map(csv_cell, row)] for row in rows))
-
-
 def _csv_text(rows: Iterable[Sequence[Any]], *, raw: bool = False) -> str:
+    """CSV records, one a line; cells a spreadsheet would run neutralised unless *raw*."""
     import io
 
+    records = list(rows) if raw else [[*map(csv_cell, row)] for row in rows]
     buffer = io.StringIO()
-    _write_csv(buffer, rows, raw=raw)
+    plain = csv.writer(buffer, lineterminator="\n")
+    plain.writerows(records)
+    if "\r" not in buffer.getvalue():
+        return buffer.getvalue()
+    # The csv module quotes a cell holding the line terminator ("\n") but not a lone "\r",
+    # which readers take as a line break too: rows holding one are quoted throughout.
+    buffer = io.StringIO()
+    plain = csv.writer(buffer, lineterminator="\n")
+    quoted = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    for record in records:
+        (quoted if any(isinstance(c, str) and "\r" in c for c in record) else plain
+         ).writerow(record)
     return buffer.getvalue()
 
 

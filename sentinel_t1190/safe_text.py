@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 #: Unicode categories shown as ``<U+XXXX>``: controls, format characters (bidi overrides and
 #: isolates, zero-width characters), line/paragraph separators and lone surrogates.
-_HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 #: First characters that make a spreadsheet evaluate a cell.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -40,7 +40,7 @@ def _shown(text: str, keep: str) -> str:
     if text.isprintable():  # the common case: no control, format or separator character
         return text
     return "".join(
-        f"<U+{ord(ch):04X}>" if ch not in keep and unicodedata.category(ch) in _HIDDEN
+        f"<U+{ord(ch):04X}>" if ch not in keep and unicodedata.category(ch) in HIDDEN
         else ch for ch in text)
 
 
