@@ -23,6 +23,8 @@ from .schema import DUCKDB_TYPES, TableSchema, known_tables, table_schema
 if TYPE_CHECKING:
     import duckdb
 
+    from .stored import StoredFindings
+
 #: Suffix (after stripping .gz) -> DuckDB reader call; {p} is the quoted path. CSV is read
 #: as RFC 4180 (the dialect Defender and Log Analytics export), every value as text: the
 #: schema decides the types, so a column DuckDB would guess wrongly cannot fail the read.
@@ -47,9 +49,11 @@ _PORTAL_FORMATS = ("%m/%d/%Y, %I:%M:%S.%g %p", "%m/%d/%Y, %I:%M:%S %p")
 _SHORT_DATE = r"^\s*\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}([^0-9]|$)"
 #: DuckDB's memory budget for a hunt over Parquet and CSV. With DuckDB's default (80% of RAM)
 #: the Parquet reader holds about 1 GiB on a 5-million-row file; under this budget it holds
-#: half that at the same speed (benchmarks/README.md). A query that cannot run within it (say,
-#: over Parquet row groups of a million rows with long command lines) runs again without it.
-DEFAULT_MEMORY_LIMIT = "512MB"
+#: less at the same speed (benchmarks/README.md). 512 MB was too little to sort 83,000
+#: findings with long command lines (5% matches): the query failed and ran again unbudgeted,
+#: twice the time. A query that cannot run within it (say, over Parquet row groups of a
+#: million rows with long command lines) runs again without it.
+DEFAULT_MEMORY_LIMIT = "800MB"
 #: DuckDB's JSON reader takes buffers of twice maximum_object_size per thread up front, more
 #: than the budget: hunts that read JSON run under DuckDB's default limit.
 _UNBUDGETED = (".json", ".jsonl", ".ndjson")
@@ -377,6 +381,29 @@ class LocalEngine:
         """Run *kql*; return its columns and an iterator over its rows (fetched in batches)."""
         relation = self._relation(kql, now)
         return list(relation.columns), self._rows(relation, kql, now)
+
+    def store(self, kql: str, now: datetime | None = None,
+              name: str = "findings") -> StoredFindings:
+        """Run *kql* into the table *name*: the rows stay in DuckDB (which spills them to disk
+        beyond its budget), to be counted and written out by it."""
+        import duckdb
+
+        from .stored import StoredFindings
+
+        relation = self._relation(kql, now)
+        try:
+            relation.create(name)
+        except duckdb.OutOfMemoryException as exc:
+            if not self.limited:
+                raise InputError(_clean(exc)) from exc
+            # Over the budget: lift it and run again.
+            self._lift_budget()
+            self.con.execute(f"DROP TABLE IF EXISTS {_ident(name)}")
+            return self.store(kql, now, name)
+        except duckdb.Error as exc:
+            raise InputError(_clean(exc)) from exc
+        return StoredFindings(self.con, name, relation.columns,
+                              [str(t) for t in relation.types])
 
     def _relation(self, kql: str, now: datetime | None) -> Any:
         import duckdb
