@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -11,7 +10,7 @@ from itertools import chain, repeat
 from operator import itemgetter
 from typing import IO, TYPE_CHECKING, Any
 
-from .safe_text import csv_cell, literal, markup, visible
+from .safe_text import csv_text, literal, markup, visible
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -60,7 +59,7 @@ def write_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: Outp
         for row in rows:
             stream.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
     else:
-        stream.write(_csv_text(chain([columns], ([row.get(c) for c in columns] for row in rows)),
+        stream.write(csv_text(chain([columns], ([row.get(c) for c in columns] for row in rows)),
                                raw=raw_csv))
 
 
@@ -153,13 +152,13 @@ def hunt(results: Sequence[HuntResult], fmt: OutputFormat, stream: IO[str], *,
         columns: list[str] = []
         for r in results:
             columns.extend(c for c in r.columns if c not in columns)
-        _write_csv(stream, [columns], raw=raw_csv)
+        stream.write(csv_text([columns], raw=raw_csv))
         for r in results:
             if r.stored is not None:
                 stream.writelines(r.stored.csv(columns, raw=raw_csv))
             else:
-                _write_csv(stream, ([row.get(c) for c in columns] for row in r.findings),
-                           raw=raw_csv)
+                stream.write(csv_text(([row.get(c) for c in columns] for row in r.findings),
+                                      raw=raw_csv))
         return
     console = _console(stream)
     for r in results:
@@ -349,7 +348,7 @@ class RowFormatter:
         """The CSV header line ('' for NDJSON)."""
         if self.fmt is not OutputFormat.csv:
             return ""
-        return _csv_text([[*self.columns, *self.extra]], raw=self.raw_csv)
+        return csv_text([[*self.columns, *self.extra]], raw=self.raw_csv)
 
     def rows(self, rows: Sequence[Sequence[Any]]) -> str:
         fast = self._orjson_lines(rows)
@@ -382,7 +381,7 @@ class RowFormatter:
             return ""
         if self.fmt is OutputFormat.csv:
             tail = list(self.extra.values())
-            return _csv_text([[*r, *tail] for r in rows] if tail else rows, raw=self.raw_csv)
+            return csv_text([[*r, *tail] for r in rows] if tail else rows, raw=self.raw_csv)
         width = len(self.columns)
         if set(map(len, rows)) != {width}:
             raise ValueError("a row does not have one value per column")
@@ -410,25 +409,6 @@ _NO_FLOATS = frozenset({"string", "datetime", "guid", "timespan", "bool", "boole
                         "long"})
 
 
-def _csv_text(rows: Iterable[Sequence[Any]], *, raw: bool = False) -> str:
-    """CSV records, one a line; cells a spreadsheet would run neutralised unless *raw*."""
-    import io
-
-    records = list(rows) if raw else [[*map(csv_cell, row)] for row in rows]
-    buffer = io.StringIO()
-    plain = csv.writer(buffer, lineterminator="\n")
-    plain.writerows(records)
-    if "\r" not in buffer.getvalue():
-        return buffer.getvalue()
-    # The csv module quotes a cell holding the line terminator ("\n") but not a lone "\r",
-    # which readers take as a line break too: rows holding one are quoted throughout.
-    buffer = io.StringIO()
-    plain = csv.writer(buffer, lineterminator="\n")
-    quoted = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
-    for record in records:
-        (quoted if any(isinstance(c, str) and "\r" in c for c in record) else plain
-         ).writerow(record)
-    return buffer.getvalue()
 
 
 def hunt_live_document(doc: dict[str, Any], findings_ndjson: IO[str], stream: IO[str]) -> None:
