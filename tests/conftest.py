@@ -71,6 +71,21 @@ def squashed(text: str) -> str:
     return "".join(text.split())
 
 
+# Property-based tests: the same examples on every run (derandomized), a few hundred each at
+# most, no example database (nothing written outside tmp_path), no per-example deadline on a
+# shared CI machine.
+# (Only tests/test_properties.py imports Hypothesis itself: a venv made before it joined the
+# `test` extra still runs every other test.)
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:
+    pass
+else:
+    settings.register_profile("ci", derandomize=True, database=None, deadline=None,
+                              max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile("ci")
+
+
 def assert_schema(document: Any, kind: str) -> None:
     """*document* is valid against the shipped JSON Schema of *kind* (output_schemas/)."""
     import jsonschema

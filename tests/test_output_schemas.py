@@ -11,7 +11,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 from conftest import ROOT, assert_schema
 
@@ -20,6 +19,8 @@ from sentinel_t1190.sample import sample_files
 
 
 def test_every_shipped_schema_is_a_valid_schema_and_listed() -> None:
+    import jsonschema
+
     shipped = {p.name.removesuffix(".schema.json")
                for p in resources.files("sentinel_t1190.output_schemas").iterdir()
                if p.name.endswith(".schema.json")}
@@ -78,6 +79,8 @@ def test_backtest_document_matches_its_schema(cli: Callable[..., Any], tmp_path:
 
 def test_a_wrong_document_is_refused() -> None:
     """The schemas have teeth: a renamed field or a wrong state fails validation."""
+    import jsonschema
+
     good = {"schema_version": SCHEMA_VERSION, "workspace": {
         "subscription_id": "s", "resource_group": "g", "workspace": "w"},
         "rules": [{"id": "i", "short_id": "x", "name": "n", "state": "refused",
