@@ -89,8 +89,9 @@ class Quality:
 
 
 def _tsv(path: Path) -> list[tuple[str, str]]:
-    lines = path.read_text(encoding="utf-8").splitlines()[1:]
-    return [(label, payload) for label, payload in (line.split("\t", 1) for line in lines)]
+    # Only "\n" ends a row: payloads may hold \x0b, \x0c or \x1c, which splitlines() splits on.
+    lines = path.read_text(encoding="utf-8").split("\n")[1:]
+    return [(label, payload) for label, payload in (line.split("\t", 1) for line in lines if line)]
 
 
 _COMBINED = re.compile(
