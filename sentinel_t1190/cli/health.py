@@ -11,7 +11,7 @@ from ..errors import ExitCode, InputError
 from ..reports import ReportFormat
 from ..timespan import parse_instant
 from .app import app
-from .backtest import ReportOutput
+from .backtest import Clock, ReportFormatOption, WindowEnd, WindowStart
 from .common import (
     ArmEndpoint,
     CloudOpt,
@@ -46,19 +46,16 @@ def health_command(
     timespan: Annotated[str | None, typer.Option(
         "--timespan", "-t", metavar="DURATION",
         help="How far back from --end/--now: 7d, 30d, P30D... [default: 30d]")] = None,
-    start: Annotated[str | None, typer.Option(
-        "--start", metavar="TIME", help="Window start, ISO 8601.")] = None,
-    end: Annotated[str | None, typer.Option(
-        "--end", metavar="TIME", help="Window end, ISO 8601. Default: now.")] = None,
-    now: Annotated[str | None, typer.Option(
-        "--now", metavar="TIME", help="Pin the clock (ISO 8601).")] = None,
+    start: WindowStart = None,
+    end: WindowEnd = None,
+    now: Clock = None,
     noisy_per_day: Annotated[float, typer.Option(
         "--noisy-alerts-per-day", metavar="N", min=0,
         help="Flag a rule raising more alerts than this per day as noisy.")] = 10.0,
     fail_on_unhealthy: Annotated[bool, typer.Option(
         "--fail-on-unhealthy", help="Exit 1 when a rule is failing, auto-disabled, not "
         "running or noisy, or a workspace could not be read.")] = False,
-    output: ReportOutput = ReportFormat.table,
+    output: ReportFormatOption = ReportFormat.table,
     out: Out = None,
     cloud: CloudOpt = "AzureCloud",
     tenant_id: TenantId = None,
