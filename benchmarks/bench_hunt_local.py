@@ -1,24 +1,27 @@
 """Benchmark ``hunt --local`` end to end against hand-written DuckDB SQL of the same filter.
 
     python benchmarks/bench_hunt_local.py [--rows N] [--format parquet|csv] [--repeat R]
+        [--match-rates 0.4,5] [--outputs ndjson,json,csv,table]
 
-Generates an N-row DeviceProcessEvents file (deterministic, in DuckDB SQL; cached under
-benchmarks/.data/), then runs, in the same process tree and alternating, R times each:
+Generates an N-row DeviceProcessEvents file per match rate (deterministic, in DuckDB SQL;
+cached under benchmarks/.data/), then, per match rate and output, runs in the same process
+tree and alternating, R times each (after one untimed run of each):
 
-- hunt:  ``python -m sentinel_t1190 hunt --local FILE --output json --out /dev/null --now X``
+- hunt:  ``python -m sentinel_t1190 hunt --local FILE --output FMT --out TMP --now X``
 - sql:   a ``python -c`` that runs the hand-written DuckDB query with the same filter, label,
-         window, projection and sort, and writes the rows as JSON to /dev/null.
+         window, projection and sort and writes it with DuckDB's own writer (COPY ... TO TMP,
+         JSON lines, a JSON array or CSV);
+- for ``--output table``, the hunt writing a table against the same hunt writing NDJSON.
 
 Both are timed as subprocesses (interpreter start-up included) and their peak RSS is read from
-``os.wait4``. A first, untimed run of each writes its output to a file so the finding counts
-can be compared (and warms the page cache for both alike). Prints one table; exits 1 when the
-counts differ or a run fails, and with --enforce also when a target is missed.
+``os.wait4``. Outputs go to a temporary folder and are deleted after each run. Prints one line
+per match rate and output; exits 1 when the NDJSON finding counts differ or a run fails, and
+with --enforce also when a target is missed.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -40,6 +43,8 @@ NOW = "2026-01-15T12:00:00Z"
 WINDOW_START = "2026-01-14 12:00:00"  # --now minus the default 24 h lookback
 WINDOW_END = "2026-01-15 12:00:00"
 RATIO_TARGET = 1.5
+#: A table (the first rows and counts) against the same hunt written as NDJSON.
+TABLE_TARGET = 2.0
 RSS_TARGET_MIB = 1024
 
 # --- generation ----------------------------------------------------------------------------
@@ -93,10 +98,11 @@ def _case_variant(expr: str, salt: int) -> str:
             f"WHEN 1 THEN upper({expr}[1]) || {expr}[2:] ELSE {expr} END)")
 
 
-def generation_sql(rows: int, time_sorted: bool = False) -> str:
+def generation_sql(rows: int, time_sorted: bool = False, matches: int = 40) -> str:
     """SELECT producing *rows* DeviceProcessEvents rows.
 
-    Per 10,000 rows: 40 matches (every parent/child pair reachable, case variants), 60 near
+    Per 10,000 rows: *matches* (default 40) matches (every parent/child pair reachable, case
+    variants), 60 near
     misses (a web-server parent with a near-miss child, or a near-miss parent with a listed
     child), 300 web-server parents with benign children, the rest background (which also
     runs cmd.exe, powershell.exe, whoami.exe... from non-web parents). Timestamps are spread
@@ -106,17 +112,18 @@ def generation_sql(rows: int, time_sorted: bool = False) -> str:
     """
     parents, children = detection.WEB_SERVER_PARENTS, detection.SUSPICIOUS_CHILDREN
     kind = "hash(i, 1) % 10000"
+    m = matches
     parent = f"""CASE
-        WHEN {kind} < 40 THEN {_case_variant(_pick(parents, 2), 3)}
-        WHEN {kind} < 70 THEN {_pick(parents, 2)}
-        WHEN {kind} < 100 THEN {_pick(NEAR_MISS_PARENTS, 4)}
-        WHEN {kind} < 400 THEN {_pick(parents, 2)}
+        WHEN {kind} < {m} THEN {_case_variant(_pick(parents, 2), 3)}
+        WHEN {kind} < {m + 30} THEN {_pick(parents, 2)}
+        WHEN {kind} < {m + 60} THEN {_pick(NEAR_MISS_PARENTS, 4)}
+        WHEN {kind} < {m + 360} THEN {_pick(parents, 2)}
         ELSE {_pick(BENIGN_PARENTS, 5)} END"""
     child = f"""CASE
-        WHEN {kind} < 40 THEN {_case_variant(_pick(children, 6), 7)}
-        WHEN {kind} < 70 THEN {_pick(NEAR_MISS_CHILDREN, 8)}
-        WHEN {kind} < 100 THEN {_pick(children, 6)}
-        WHEN {kind} < 400 THEN {_pick(WEB_BENIGN_CHILDREN, 9)}
+        WHEN {kind} < {m} THEN {_case_variant(_pick(children, 6), 7)}
+        WHEN {kind} < {m + 30} THEN {_pick(NEAR_MISS_CHILDREN, 8)}
+        WHEN {kind} < {m + 60} THEN {_pick(children, 6)}
+        WHEN {kind} < {m + 360} THEN {_pick(WEB_BENIGN_CHILDREN, 9)}
         ELSE {_pick(BENIGN_CHILDREN, 10)} END"""
     hour_us = 3_600_000_000
     # Long command lines: a base64-looking payload of 0..1,000 characters (1 in 100: ~4,000).
@@ -181,7 +188,8 @@ def generation_sql(rows: int, time_sorted: bool = False) -> str:
     """ + ("ORDER BY ts DESC" if time_sorted else "")
 
 
-def dataset(rows: int, fmt: str, data: Path = DATA, time_sorted: bool = False) -> Path:
+def dataset(rows: int, fmt: str, data: Path = DATA, time_sorted: bool = False,
+            matches: int = 40) -> Path:
     """The cached N-row file in *fmt* under *data*, generated on first use.
 
     Generated in a child process: a child's ru_maxrss starts from its parent's peak (Linux
@@ -190,21 +198,23 @@ def dataset(rows: int, fmt: str, data: Path = DATA, time_sorted: bool = False) -
     """
     data.mkdir(parents=True, exist_ok=True)
     order = "-sorted" if time_sorted else ""
-    path = data / f"DeviceProcessEvents-g{GENERATOR_VERSION}-{rows}{order}.{fmt}"
+    rate = f"-m{matches}" if matches != 40 else ""
+    path = data / f"DeviceProcessEvents-g{GENERATOR_VERSION}-{rows}{rate}{order}.{fmt}"
     if not path.exists():
         subprocess.run([sys.executable, __file__, "--generate", str(path), "--rows", str(rows),
-                        "--format", fmt, *(["--sorted"] if time_sorted else [])], check=True)
+                        "--format", fmt, "--matches", str(matches),
+                        *(["--sorted"] if time_sorted else [])], check=True)
     return path
 
 
-def generate(path: Path, rows: int, fmt: str, time_sorted: bool) -> None:
+def generate(path: Path, rows: int, fmt: str, time_sorted: bool, matches: int) -> None:
     """Write *rows* generated rows to *path* in *fmt* (via a temporary name)."""
     import duckdb
 
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")
-    select = generation_sql(rows, time_sorted)
+    select = generation_sql(rows, time_sorted, matches)
     tmp = path.with_name(path.name + ".tmp")
     if fmt == "parquet":
         con.execute(f"COPY ({select}) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)")
@@ -247,31 +257,26 @@ def hand_sql(path: Path, fmt: str) -> str:
             "ORDER BY Timestamp DESC")
 
 
-#: The hand-SQL subprocess: run the query, write the rows as JSON (like --output json).
-HAND_PROGRAM = """
-import datetime, json, sys
-import duckdb
-con = duckdb.connect()
-con.execute("SET TimeZone = 'UTC'")
-rel = con.sql(sys.argv[1])
-cols = rel.columns
-rows = []
-for row in rel.iter_rows(batch_size=10000):
-    rows.append({c: v.strftime('%Y-%m-%dT%H:%M:%S.%f0Z')
-                 if isinstance(v, datetime.datetime) else v for c, v in zip(cols, row)})
-with open(sys.argv[2], 'w', encoding='utf-8') as out:
-    json.dump({"findings": rows}, out, indent=2, ensure_ascii=False, default=str)
-    out.write("\\n")
-"""
+#: The hand-written query written out by DuckDB's own writer, per --output of the hunt.
+COPY_OPTIONS = {"ndjson": "FORMAT json", "json": "FORMAT json, ARRAY true",
+                "csv": "FORMAT csv, HEADER true"}
+HAND_PROGRAM = "import duckdb, sys; duckdb.connect().execute(sys.argv[1])"
 
 
-def hunt_command(path: Path, out: str) -> list[str]:
+def hand_copy(path: Path, fmt: str, output: str, out: str) -> str:
+    """COPY of the hand-written query, timestamps as the hunt writes them (ISO 8601, Z)."""
+    query = hand_sql(path, fmt).replace(
+        "SELECT Timestamp,", "SELECT strftime(Timestamp, '%Y-%m-%dT%H:%M:%S.%fZ') AS Timestamp,", 1)
+    return f"COPY ({query}) TO '{out}' ({COPY_OPTIONS[output]})"
+
+
+def hunt_command(path: Path, output: str, out: str) -> list[str]:
     return [sys.executable, "-m", "sentinel_t1190", "hunt", "--local", str(path),
-            "--output", "json", "--out", out, "--now", NOW]
+            "--output", output, "--out", out, "--now", NOW]
 
 
-def hand_command(path: Path, fmt: str, out: str) -> list[str]:
-    return [sys.executable, "-c", HAND_PROGRAM, hand_sql(path, fmt), out]
+def hand_command(path: Path, fmt: str, output: str, out: str) -> list[str]:
+    return [sys.executable, "-c", HAND_PROGRAM, hand_copy(path, fmt, output, out)]
 
 
 @dataclass(frozen=True)
@@ -300,23 +305,70 @@ def run(cmd: list[str]) -> Sample:
     return Sample(elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
 
 
-def command(kind: str, path: Path, fmt: str, out: str) -> list[str]:
-    return hunt_command(path, out) if kind == "hunt" else hand_command(path, fmt, out)
+def lines(path: Path) -> int:
+    """Lines in *path*, read in blocks (the benchmark's own memory must stay small)."""
+    count = 0
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            count += block.count(b"\n")
+    return count
 
 
-def count_findings(kind: str, path: Path, fmt: str, work: Path | None) -> tuple[int, Sample]:
-    """Run *kind* once with its output in a file; the number of findings and the run."""
-    with tempfile.TemporaryDirectory(dir=work) as tmp:
-        out = Path(tmp) / "out.json"
-        sample = run(command(kind, path, fmt, str(out)))
-        return len(json.loads(out.read_text(encoding="utf-8"))["findings"]), sample
+@dataclass
+class Contest:
+    """One match rate and output: timed runs of each contender."""
+
+    matches: int
+    output: str
+    findings: dict[str, int]
+    runs: dict[str, list[Sample]]
+
+    def wall(self, kind: str) -> float:
+        return statistics.median(r.wall for r in self.runs[kind])
+
+    def cpu(self, kind: str) -> float:
+        return statistics.median(r.cpu for r in self.runs[kind])
+
+    def rss(self, kind: str) -> float:
+        return max(r.rss for r in self.runs[kind])
+
+
+def contest(path: Path, fmt: str, matches: int, output: str, repeat: int,
+            folder: Path) -> Contest:
+    """Hunt against the hand-written query (a table against the hunt's own NDJSON), alternating;
+    the first run of each is untimed (counts the findings, warms the page cache alike)."""
+    kinds = ("hunt-ndjson", "hunt") if output == "table" else ("sql", "hunt")
+
+    def command(kind: str, out: str) -> list[str]:
+        if kind == "sql":
+            return hand_command(path, fmt, output, out)
+        return hunt_command(path, "ndjson" if kind == "hunt-ndjson" else output, out)
+
+    findings: dict[str, int] = {}
+    runs: dict[str, list[Sample]] = {kind: [] for kind in kinds}
+    for attempt in range(repeat + 1):
+        for kind in kinds:  # alternating, so load from elsewhere hits both alike
+            out = folder / f"{kind}-{output}-{matches}.out"
+            sample = run(command(kind, str(out)))
+            if attempt == 0:
+                if output == "ndjson" or kind == "hunt-ndjson":
+                    findings[kind] = lines(out)
+            else:
+                runs[kind].append(sample)
+            out.unlink()
+    return Contest(matches, output, findings, runs)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs of each (median)")
+    parser.add_argument("--match-rates", default="0.4,5",
+                        help="percent of rows that match the rule, comma-separated "
+                             "(a third of them fall in the window)")
+    parser.add_argument("--outputs", default="ndjson,json,csv,table",
+                        help="hunt --output formats to measure, comma-separated")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs of each (median)")
     parser.add_argument("--sorted", action="store_true",
                         help="rows newest first, as advanced hunting exports them")
     parser.add_argument("--data", type=Path, default=DATA,
@@ -324,54 +376,64 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--enforce", action="store_true",
                         help="exit 1 when a target (ratio, hunt peak RSS) is missed")
     parser.add_argument("--work", type=Path,
-                        help="write every run's output under this folder (tests) instead of "
-                        "/dev/null and a temporary folder")
+                        help="where runs write their outputs (in a temporary folder, deleted "
+                        "after each run; default: the system's temporary folder)")
     parser.add_argument("--generate", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--matches", type=int, default=40, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.generate:  # the child process dataset() starts
-        generate(args.generate, args.rows, args.format, args.sorted)
+        generate(args.generate, args.rows, args.format, args.sorted, args.matches)
         return 0
 
-    started = time.perf_counter()
-    path = dataset(args.rows, args.format, args.data, args.sorted)
-    print(f"data: {path} ({time.perf_counter() - started:.1f} s to get)", file=sys.stderr)
+    rates = [round(float(r) * 100) for r in args.match_rates.split(",")]
+    outputs = args.outputs.split(",")
+    contests: list[Contest] = []
+    with tempfile.TemporaryDirectory(prefix="bench-hunt-", dir=args.work) as tmp:
+        for matches in rates:
+            started = time.perf_counter()
+            path = dataset(args.rows, args.format, args.data, args.sorted, matches)
+            print(f"data: {path} ({path.stat().st_size / 2**20:.0f} MiB, "
+                  f"{time.perf_counter() - started:.1f} s to get)", file=sys.stderr)
+            for output in outputs:
+                contests.append(contest(path, args.format, matches, output, args.repeat,
+                                        Path(tmp)))
+    return report(args, contests)
 
-    kinds = ("sql", "hunt")
-    counts: dict[str, int] = {}
-    peak: dict[str, float] = {}
-    for kind in kinds:  # untimed: counts findings, warms the page cache for both alike
-        counts[kind], first = count_findings(kind, path, args.format, args.work)
-        peak[kind] = first.rss
-    runs: dict[str, list[Sample]] = {kind: [] for kind in kinds}
-    sink = str(args.work / "timed.json") if args.work else os.devnull
-    for _ in range(args.repeat):
-        for kind in kinds:  # alternating, so load from elsewhere hits both alike
-            runs[kind].append(run(command(kind, path, args.format, sink)))
-    wall = {k: statistics.median(r.wall for r in runs[k]) for k in kinds}
-    cpu = {k: statistics.median(r.cpu for r in runs[k]) for k in kinds}
-    rss = {k: max([peak[k], *(r.rss for r in runs[k])]) for k in kinds}
 
-    ratio = wall["hunt"] / wall["sql"]
-    ratio_ok, rss_ok = ratio <= RATIO_TARGET, rss["hunt"] <= RSS_TARGET_MIB
-    same = counts["sql"] == counts["hunt"]
-    size_mib = path.stat().st_size / 2**20
-    print(f"{'rows':>10} {'format':>7} {'size MiB':>9} {'sql s':>7} {'hunt s':>7} {'ratio':>6} "
-          f"{'sql RSS MiB':>11} {'hunt RSS MiB':>12} {'findings':>9}")
-    print(f"{args.rows:>10} {args.format:>7} {size_mib:>9.1f} {wall['sql']:>7.2f} "
-          f"{wall['hunt']:>7.2f} {ratio:>6.2f} {rss['sql']:>11.0f} {rss['hunt']:>12.0f} "
-          f"{counts['hunt']:>9}")
-    print(f"wall s, {args.repeat} runs each (median above): "
-          f"sql {_fmt([r.wall for r in runs['sql']])} hunt {_fmt([r.wall for r in runs['hunt']])}")
-    print(f"CPU s (user+system), median: sql {cpu['sql']:.2f} hunt {cpu['hunt']:.2f} "
-          f"ratio {cpu['hunt'] / cpu['sql']:.2f}")
-    print(f"ratio {ratio:.2f} <= {RATIO_TARGET}: {'PASS' if ratio_ok else 'FAIL'}")
-    print(f"hunt peak RSS {rss['hunt']:.0f} MiB <= {RSS_TARGET_MIB} MiB: "
-          f"{'PASS' if rss_ok else 'FAIL'}")
-    print(f"findings sql {counts['sql']} hunt {counts['hunt']}: "
-          f"{'EQUAL' if same else 'DIFFERENT'}")
+def report(args: argparse.Namespace, contests: list[Contest]) -> int:
+    """Print one line per contest and the verdicts; the exit code (see --enforce)."""
+    print(f"{args.rows} rows, {args.format}{', sorted' if args.sorted else ''}; medians of "
+          f"{args.repeat} runs; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"{'match %':>7} {'output':>7} {'findings':>9} {'base':>11} {'base s':>7} "
+          f"{'hunt s':>7} {'ratio':>6} {'target':>6} {'CPU ratio':>9} {'base RSS':>8} "
+          f"{'hunt RSS':>8} verdict")
+    ok, same = True, True
+    counts = {c.matches: next(iter(c.findings.values())) for c in contests if c.findings}
+    for c in contests:
+        base = "hunt-ndjson" if c.output == "table" else "sql"
+        target = TABLE_TARGET if c.output == "table" else RATIO_TARGET
+        ratio = c.wall("hunt") / c.wall(base)
+        passed = ratio <= target and c.rss("hunt") <= RSS_TARGET_MIB
+        ok &= passed
+        found = counts.get(c.matches, -1)
+        if c.output == "ndjson":
+            same &= c.findings["sql"] == c.findings["hunt"]
+        print(f"{c.matches / 100:>7.1f} {c.output:>7} {found:>9} {base:>11} "
+              f"{c.wall(base):>7.2f} {c.wall('hunt'):>7.2f} {ratio:>6.2f} {target:>6.1f} "
+              f"{c.cpu('hunt') / c.cpu(base):>9.2f} {c.rss(base):>8.0f} {c.rss('hunt'):>8.0f} "
+              f"{'PASS' if passed else 'FAIL'}")
+        print(f"        wall s: {base} {_fmt([r.wall for r in c.runs[base]])} "
+              f"hunt {_fmt([r.wall for r in c.runs['hunt']])}")
+    print(f"targets: hunt/sql <= {RATIO_TARGET}, table/ndjson <= {TABLE_TARGET}, hunt peak RSS "
+          f"<= {RSS_TARGET_MIB} MiB: {'PASS' if ok else 'FAIL'}")
+    ndjson = [c for c in contests if c.output == "ndjson"]
+    if ndjson:
+        print("findings (NDJSON lines) " + ", ".join(
+            f"{c.matches / 100:.1f}%: sql {c.findings['sql']} hunt {c.findings['hunt']}"
+            for c in ndjson) + (": EQUAL" if same else ": DIFFERENT"))
     if not same:
         return 1
-    return 1 if args.enforce and not (ratio_ok and rss_ok) else 0
+    return 1 if args.enforce and not ok else 0
 
 
 def _fmt(values: list[float]) -> str:

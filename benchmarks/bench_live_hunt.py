@@ -30,12 +30,14 @@ sys.path.insert(0, str(ROOT))
 
 from sentinel_t1190 import api  # noqa: E402
 from sentinel_t1190.azure.clouds import resolve_cloud  # noqa: E402
+from sentinel_t1190.azure.credentials import default_credential  # noqa: E402
 from sentinel_t1190.azure.logs import LogsClient, timespan_for  # noqa: E402
 from sentinel_t1190.hunt import windowed_query  # noqa: E402
 from sentinel_t1190.livehunt import LiveOptions  # noqa: E402
 from sentinel_t1190.render import OutputFormat  # noqa: E402
 from sentinel_t1190.timespan import parse_instant  # noqa: E402
-from tests.logs_server import FakeCredential, LogsServer  # noqa: E402
+from tests.identity import signed_in  # noqa: E402
+from tests.logs_server import LogsServer  # noqa: E402
 
 WS = "33333333-3333-3333-3333-333333333333"
 DAY_US = 86_400_000_000
@@ -68,7 +70,7 @@ def run(server: LogsServer, slice_size: timedelta, out: Path) -> dict[str, float
     cloud = resolve_cloud(logs_endpoint=server.url)
     before = len(server.requests)
     started = time.perf_counter()
-    with LogsClient(cloud, FakeCredential()) as client, out.open("w") as sink:
+    with LogsClient(cloud, default_credential(cloud)) as client, out.open("w") as sink:
         [result] = api.hunt_live(
             [WS], lambda rule: sink, OutputFormat.ndjson, client=client,
             start="2026-01-01T00:00:00Z", end="2026-01-31T00:00:00Z",
@@ -85,7 +87,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=500_000)
     parser.add_argument("--cap", type=int, default=5_000)
     args = parser.parse_args()
-    with LogsServer(row_cap=args.cap) as server, tempfile.TemporaryDirectory() as tmp:
+    with LogsServer(row_cap=args.cap) as server, tempfile.TemporaryDirectory() as tmp, \
+            signed_in(Path(tmp) / "identity"):
         os.environ["REQUESTS_CA_BUNDLE"] = server.ca_path
         server.add_workspace(WS, events_sql(args.events))
         rule = api.default_hunt_rules(api.load_pack(), None)[0]

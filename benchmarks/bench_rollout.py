@@ -58,7 +58,9 @@ def main() -> int:
     parser.add_argument("--subscriptions", type=int, default=20)
     args = parser.parse_args()
 
-    from tests.fleet_server import FakeCredential
+    from sentinel_t1190.azure.clouds import resolve_cloud
+    from sentinel_t1190.azure.credentials import default_credential
+    from tests.identity import signed_in
 
     parent, child = multiprocessing.get_context("spawn").Pipe()
     server = multiprocessing.get_context("spawn").Process(
@@ -68,11 +70,12 @@ def main() -> int:
     arm, logs, ca = parent.recv()
     targets = [Target(_subscription(i, args.subscriptions), f"rg-{i % 7}", f"ws-{i:04d}")
                for i in range(args.workspaces)]
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, signed_in(Path(tmp) / "identity"):
         started, cpu = time.perf_counter(), time.process_time()
         report = api.run_rollout(
             targets, concurrency=args.concurrency, report_path=Path(tmp) / "report.json",
-            arm_endpoint=arm, logs_endpoint=logs, credential=FakeCredential(),
+            arm_endpoint=arm, logs_endpoint=logs,
+            credential=default_credential(resolve_cloud()),
             connection_verify=ca, retry_backoff_factor=0.01, retry_backoff_max=0.05)
         elapsed = time.perf_counter() - started
         cpu = time.process_time() - cpu

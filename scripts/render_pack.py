@@ -1,4 +1,4 @@
-"""Rewrite the `query: |` blocks of the seed rule and its hunting query from detection.py.
+"""Rewrite the `query: |` blocks of the process-tree rules from detection.py and linux_detection.py.
 
     python scripts/render_pack.py
 
@@ -12,12 +12,14 @@ import re
 import textwrap
 from pathlib import Path
 
-from sentinel_t1190 import detection
+from sentinel_t1190 import detection, linux_detection
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = {
     ROOT / "analytics" / "web_server_child_process.yaml": detection.rule_query,
     ROOT / "hunting" / "web_server_child_process.yaml": detection.hunting_query,
+    ROOT / "analytics" / "linux_web_server_child_process.yaml": linux_detection.rule_query,
+    ROOT / "hunting" / "linux_web_server_child_process.yaml": linux_detection.hunting_query,
 }
 # The block scalar: "query: |" and every following line that is indented or empty.
 BLOCK = re.compile(r"^query: \|\n(?:(?:  .*)?\n)*", re.M)

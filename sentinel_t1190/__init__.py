@@ -12,6 +12,7 @@ from .api import (
     discover_targets,
     fleet_status,
     hunt_local,
+    hunt_local_stored,
     load_pack,
     load_targets,
     plan_target,
@@ -34,6 +35,6 @@ __all__ = [
     "AuthError", "AzureServiceError", "ExitCode", "Finding", "HuntResult", "HuntingQuery",
     "InputError", "Pack", "PartialResultError", "Rule", "SentinelT1190Error",
     "UnsupportedQueryError", "Window", "__version__", "classify", "deploy_to_target",
-    "discover_targets", "fleet_status", "hunt_local", "load_pack", "load_targets", "plan_target",
-    "run_rollout", "validate",
+    "discover_targets", "fleet_status", "hunt_local", "hunt_local_stored", "load_pack",
+    "load_targets", "plan_target", "run_rollout", "validate",
 ]

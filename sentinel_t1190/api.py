@@ -15,7 +15,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -85,8 +86,32 @@ def hunt_local(
     """Hunt local telemetry files with the local engine, one result per rule.
 
     *now* pins the clock (default: the real time, or the sample's own clock with *sample*).
+    The findings are in each result's ``findings`` list; for results too large to hold,
+    use :func:`hunt_local_stored`.
     """
-    from .hunt import hunt_local as _hunt_local
+    with hunt_local_stored(files, rule_ids=rule_ids, timespan=timespan, start=start, end=end,
+                           now=now, sample=sample, pack=pack) as results:
+        for result in results:
+            result.findings = list(result.rows())
+            result.stored = None
+    return results
+
+
+@contextmanager
+def hunt_local_stored(
+    files: Sequence[str],
+    *,
+    rule_ids: Sequence[str] | None = None,
+    timespan: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    now: datetime | None = None,
+    sample: bool = False,
+    pack: Pack | None = None,
+) -> Iterator[list[HuntResult]]:
+    """:func:`hunt_local` with the findings left in the local engine (``result.stored``):
+    memory does not grow with their number. They can be read until the block ends."""
+    from .hunt import hunt_local_stored as _hunt_local_stored
     from .sample import sample_clock, sample_files
 
     if sample:
@@ -95,7 +120,9 @@ def hunt_local(
     window = resolve_window(now or datetime.now(UTC), timespan, start, end)
     rules = default_hunt_rules(pack or load_pack(), rule_ids)
     source = {"kind": "sample", "files": list(files)} if sample else None
-    return [_hunt_local(rule, files, window, source=source) for rule in rules]
+    with ExitStack() as stack:
+        yield [_hunt_local_stored(rule, files, window, source=source, stack=stack)
+               for rule in rules]
 
 
 def test_rules(rule_ids: Sequence[str] | None = None, *, pack: Pack | None = None

@@ -9,6 +9,7 @@ their ``expires`` day are left out.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 
 from .rules import Rule
@@ -28,10 +29,19 @@ def deployed_query(rule: Rule, *, today: date | None = None) -> str:
     return compile_into(rule, rule.query, _today(today))
 
 
-def hunting_query(rule: Rule, *, today: date | None = None) -> str | None:
-    """The hunting query text (with ``{{StartTimeISO}}``/``{{EndTimeISO}}``), or None."""
+def hunting_query(rule: Rule, *, today: date | None = None,
+                  fill: Mapping[str, str] | None = None) -> str | None:
+    """The hunting query text (with ``{{StartTimeISO}}``/``{{EndTimeISO}}``), or None.
+
+    *fill* replaces placeholders with values in the query as written, before the exclusions
+    are compiled in: an exclusion value that happens to hold ``{{StartTimeISO}}`` stays that
+    literal text.
+    """
     from .exclusions import compile_into
 
     if rule.hunting is None:
         return None
-    return compile_into(rule, rule.hunting.query, _today(today))
+    query = rule.hunting.query
+    for placeholder, value in (fill or {}).items():
+        query = query.replace(placeholder, value)
+    return compile_into(rule, query, _today(today))

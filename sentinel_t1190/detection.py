@@ -94,17 +94,24 @@ def classify(parent: str | None, child: str | None) -> str | None:
 # --- KQL rendering -------------------------------------------------------------------------
 
 
-def _kql_list(names: Iterable[str], indent: str = "        ", per_line: int = 6) -> str:
+def kql_list(names: Iterable[str], indent: str = "        ", per_line: int = 6) -> str:
+    """*names* as KQL string literals, *per_line* to a line (the lists of an ``in~ (...)``)."""
     items = [repr_kql(n) for n in names]
     lines = [", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)]
     return ",\n".join(indent + line for line in lines)
 
 
-def _body(time_filter: str) -> str:
-    arms = "\n".join(
+def process_rule_body(time_filter: str, parent_filter: str, children: Iterable[str],
+                      arms: Iterable[EvidenceArm]) -> str:
+    """A process-tree rule over DeviceProcessEvents: parent filter, child list, labels.
+
+    Shared by the seed rule and its Linux sibling (:mod:`linux_detection`), so both label
+    and project their findings the same way.
+    """
+    case_arms = "\n".join(
         f"    FileName in~ ({', '.join(repr_kql(c) for c in arm.children)}), "
         f"{repr_kql(arm.label)},"
-        for arm in EVIDENCE_ARMS
+        for arm in arms
     )
     # The lists are written inline rather than as `let … = dynamic([...])`: the same
     # semantics, and duckdb-kql turns an inline `in~ (...)` into a plain SQL IN list, which
@@ -112,16 +119,20 @@ def _body(time_filter: str) -> str:
     return (
         f"{TABLE}\n"
         + f"| where {time_filter}\n"
-        + "| where InitiatingProcessFileName in~ (\n"
-        + _kql_list(WEB_SERVER_PARENTS)
-        + ")\n| where FileName in~ (\n"
-        + _kql_list(SUSPICIOUS_CHILDREN)
+        + f"| where {parent_filter}\n"
+        + "| where FileName in~ (\n"
+        + kql_list(children)
         + ")\n| extend ExploitEvidence = case(\n"
-        + arms
+        + case_arms
         + f"\n    {repr_kql(FALLBACK_LABEL)})\n"
         + "| project " + ", ".join(PROJECTED_COLUMNS) + "\n"
         + f"| sort by {TIME_COLUMN} desc\n"
     )
+
+
+def _body(time_filter: str) -> str:
+    parents = "InitiatingProcessFileName in~ (\n" + kql_list(WEB_SERVER_PARENTS) + ")"
+    return process_rule_body(time_filter, parents, SUSPICIOUS_CHILDREN, EVIDENCE_ARMS)
 
 
 def repr_kql(value: str) -> str:

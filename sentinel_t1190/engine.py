@@ -23,6 +23,8 @@ from .schema import DUCKDB_TYPES, TableSchema, known_tables, table_schema
 if TYPE_CHECKING:
     import duckdb
 
+    from .stored import StoredFindings
+
 #: Suffix (after stripping .gz) -> DuckDB reader call; {p} is the quoted path. CSV is read
 #: as RFC 4180 (the dialect Defender and Log Analytics export), every value as text: the
 #: schema decides the types, so a column DuckDB would guess wrongly cannot fail the read.
@@ -47,9 +49,11 @@ _PORTAL_FORMATS = ("%m/%d/%Y, %I:%M:%S.%g %p", "%m/%d/%Y, %I:%M:%S %p")
 _SHORT_DATE = r"^\s*\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}([^0-9]|$)"
 #: DuckDB's memory budget for a hunt over Parquet and CSV. With DuckDB's default (80% of RAM)
 #: the Parquet reader holds about 1 GiB on a 5-million-row file; under this budget it holds
-#: half that at the same speed (benchmarks/README.md). A query that cannot run within it (say,
-#: over Parquet row groups of a million rows with long command lines) runs again without it.
-DEFAULT_MEMORY_LIMIT = "512MB"
+#: less at the same speed (benchmarks/README.md). 512 MB was too little to sort 83,000
+#: findings with long command lines (5% matches): the query failed and ran again unbudgeted,
+#: twice the time. A query that cannot run within it (say, over Parquet row groups of a
+#: million rows with long command lines) runs again without it.
+DEFAULT_MEMORY_LIMIT = "800MB"
 #: DuckDB's JSON reader takes buffers of twice maximum_object_size per thread up front, more
 #: than the budget: hunts that read JSON run under DuckDB's default limit.
 _UNBUDGETED = (".json", ".jsonl", ".ndjson")
@@ -109,6 +113,33 @@ def _check_file(path: Path) -> None:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from exc
     if size == 0:
         raise InputError(f"{path}: the file is empty")
+
+
+def _csv_header(path: Path, suffix: str, utf16: bool) -> list[str]:
+    """The header record of a CSV/TSV file ([] when it cannot be read here: DuckDB says why)."""
+    import csv
+    import gzip
+
+    encoding = "utf-16" if utf16 else "utf-8-sig"
+    try:
+        with (gzip.open(path, "rt", encoding=encoding, errors="replace", newline="")
+              if path.suffix.lower() == ".gz"
+              else path.open(encoding=encoding, errors="replace", newline="")) as handle:
+            return next(csv.reader(handle, delimiter="\t" if suffix == ".tsv" else ","), [])
+    except (OSError, EOFError, csv.Error):
+        return []
+
+
+def _refuse_repeated_columns(path: Path, names: Sequence[str]) -> None:
+    """An InputError naming the columns a header gives more than once (in any case, with or
+    without the portal's `` [UTC]`` suffix): which one the rule would read is a guess."""
+    seen: dict[str, list[str]] = {}
+    for name in names:
+        seen.setdefault(name.strip().removesuffix(_UTC_SUFFIX).lower(), []).append(name)
+    repeated = [spellings for spellings in seen.values() if len(spellings) > 1]
+    if repeated:
+        raise InputError(f"{path}: the header names a column more than once: " + "; ".join(
+            ", ".join(repr(n) for n in spellings) for spellings in repeated))
 
 
 def _utf16(path: Path) -> bool:
@@ -218,9 +249,9 @@ class LocalEngine:
         if self._converted is not None:
             self._converted.cleanup()
 
-    def _readable(self, path: Path, table: str) -> Path | None:
-        """The file DuckDB reads for *path*: itself, its rows converted (:mod:`readers`), or
-        None when the conversion found no rows."""
+    def _readable(self, path: Path, table: str) -> Path | str | None:
+        """What DuckDB reads for *path*: the file itself, its rows converted to JSON lines or
+        a relation over it (:mod:`readers`), or None when the conversion found no rows."""
         from .readers import convert
 
         if self._converted is None:
@@ -229,6 +260,8 @@ class LocalEngine:
         if converted is None:
             return path
         self.warnings.extend(converted.warnings)
+        if converted.sql is not None:
+            return converted.sql
         return converted.path if converted.rows else None
 
     def time_range(self, table: str, column: str, start: datetime, end: datetime
@@ -279,10 +312,19 @@ class LocalEngine:
         readable = self._readable(path, schema.name)
         if readable is None:
             return _empty_select(schema)
-        suffix = _suffix(readable)
-        reader = _READERS[suffix].format(p=_literal(str(readable)), c="")
-        if suffix in (".csv", ".tsv") and _utf16(readable):
+        if isinstance(readable, str):
+            suffix, reader = "", f"({readable})"
+        else:
+            suffix = _suffix(readable)
+            reader = _READERS[suffix].format(p=_literal(str(readable)), c="")
+        text_table = readable if isinstance(readable, Path) and suffix in (".csv", ".tsv") \
+            else None
+        utf16 = text_table is not None and _utf16(text_table)
+        if utf16:
             reader = reader.removesuffix(")") + ", encoding = 'utf-16')"
+        if text_table is not None:
+            # DuckDB renames a repeated header (DeviceName, DeviceName_1): refuse it instead.
+            _refuse_repeated_columns(path, _csv_header(text_table, suffix, utf16))
         described = self._describe(path, reader)
         if suffix in _JSON:
             if readable != path or not required <= {name for name, _ in described}:
@@ -339,6 +381,29 @@ class LocalEngine:
         """Run *kql*; return its columns and an iterator over its rows (fetched in batches)."""
         relation = self._relation(kql, now)
         return list(relation.columns), self._rows(relation, kql, now)
+
+    def store(self, kql: str, now: datetime | None = None,
+              name: str = "findings") -> StoredFindings:
+        """Run *kql* into the table *name*: the rows stay in DuckDB (which spills them to disk
+        beyond its budget), to be counted and written out by it."""
+        import duckdb
+
+        from .stored import StoredFindings
+
+        relation = self._relation(kql, now)
+        try:
+            relation.create(name)
+        except duckdb.OutOfMemoryException as exc:
+            if not self.limited:
+                raise InputError(_clean(exc)) from exc
+            # Over the budget: lift it and run again.
+            self._lift_budget()
+            self.con.execute(f"DROP TABLE IF EXISTS {_ident(name)}")
+            return self.store(kql, now, name)
+        except duckdb.Error as exc:
+            raise InputError(_clean(exc)) from exc
+        return StoredFindings(self.con, name, relation.columns,
+                              [str(t) for t in relation.types])
 
     def _relation(self, kql: str, now: datetime | None) -> Any:
         import duckdb

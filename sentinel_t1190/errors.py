@@ -13,6 +13,8 @@ class ExitCode(IntEnum):
     USAGE = 2
     AUTH = 3
     SERVICE = 4
+    #: A bug: an exception that is none of ours (one line; --debug shows the traceback).
+    INTERNAL = 5
 
 
 class SentinelT1190Error(Exception):
@@ -47,6 +49,13 @@ class PartialResultError(AzureServiceError):
 
 class ConflictError(AzureServiceError):
     """Azure refused a write because the resource changed meanwhile (409), even after a retry."""
+
+
+def internal_error_message(exc: BaseException) -> str:
+    """The one line an unexpected exception (a bug) prints, exit code 5."""
+    kind = type(exc).__name__
+    what = f"{kind}: {first_line(exc)}" if str(exc).strip() else kind
+    return f"internal error: {what} (--debug shows the traceback)"
 
 
 def first_line(exc: BaseException) -> str:

@@ -28,6 +28,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,7 @@ FIELDS = ("parent", "child", "command_line", "device", "account", "client_ip", "
 OPERATORS = {"equals": "=~", "contains": "contains", "startswith": "startswith",
              "endswith": "endswith", "regex": "matches regex"}
 META_KEYS = ("name", "reason", "owner", "expires")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
-_NOT_RE2 = re.compile(r"\(\?<?[=!]|(?<!\\)\\[1-9]")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,79}")
 
 _PROCESS_INITIATOR = {
     "parent": "InitiatingProcessParentFileName",
@@ -137,14 +137,28 @@ def _condition(key: str, value: Any) -> tuple[Condition | None, str | None]:
         return None, f"{key}: empty values would match every event with that field empty"
     if op == "regex":
         for pattern in values:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                return None, f"{key}: invalid regex {pattern!r}: {exc}"
-            if _NOT_RE2.search(pattern):
-                return None, (f"{key}: {pattern!r} uses lookaround or a backreference, which "
-                              "RE2 (Kusto's and DuckDB's regex engine) does not support")
+            problem = re2_problem(pattern)
+            if problem:
+                return None, (f"{key}: {pattern!r} is not a regex Kusto can run (RE2: no "
+                              f"backreferences, lookaround, possessive quantifiers or \\Z): "
+                              f"{problem}")
     return Condition(key, op, values), None
+
+
+@lru_cache(maxsize=256)
+def re2_problem(pattern: str) -> str | None:
+    """Why RE2 — the regex engine of Kusto and of DuckDB — refuses *pattern*, or None.
+
+    DuckDB compiles it (``regexp_matches`` is RE2), so the check is the engine's own.
+    """
+    import duckdb
+
+    try:
+        with duckdb.connect() as con:
+            con.execute("SELECT regexp_matches('', ?)", [pattern]).fetchall()
+    except duckdb.Error as exc:
+        return str(exc).removeprefix("Invalid Input Error: ")
+    return None
 
 
 def _entry(raw: Any, index: int, lines: Mapping[Path_, int]
@@ -154,7 +168,7 @@ def _entry(raw: Any, index: int, lines: Mapping[Path_, int]
         return None, [("each exclusion must be a mapping of fields", line)]
     problems: list[tuple[str, int | None]] = []
     name = raw.get("name", f"entry-{index + 1}")
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         problems.append(("name: letters, digits, '.', '_' and '-' only (it is written into "
                          f"the KQL as a comment), got {name!r}", line))
     for key in ("reason", "owner"):

@@ -225,11 +225,24 @@ def render(rules: Sequence[Rule], fmt: ExportFormat) -> str:
         from .navigator import layer_text
 
         return layer_text(rules)
+    _refuse_long_queries(rules)
     if fmt is ExportFormat.arm:
         return arm_text(rules)
     if fmt is ExportFormat.bicep:
         return bicep_text(rules)
     return yaml_text(rules)
+
+
+def _refuse_long_queries(rules: Sequence[Rule]) -> None:
+    """Sentinel refuses a query over its limit, so an export of one would fail at deploy
+    time: refuse it here, as ``validate`` reports it."""
+    from .validate import QUERY_MAX
+
+    for rule in rules:
+        length = len(deployed_query(rule))
+        if length > QUERY_MAX:
+            raise InputError(f"rule {rule.id} ({rule.name}): the deployed query is "
+                             f"{length:,} characters; Sentinel allows {QUERY_MAX:,}")
 
 
 def files(rules: Sequence[Rule], formats: Iterable[ExportFormat]) -> dict[str, str]:

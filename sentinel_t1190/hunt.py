@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from . import detection
 from .errors import InputError
@@ -19,6 +21,7 @@ from .timespan import iso_seconds, iso_z, parse_duration, parse_instant
 
 if TYPE_CHECKING:
     from .engine import LocalEngine
+    from .stored import StoredFindings
 
 DEFAULT_TIMESPAN = "24h"
 START_PLACEHOLDER = "{{StartTimeISO}}"
@@ -63,12 +66,11 @@ def windowed_query(rule: Rule, window: Window) -> str:
     """The rule's hunting query with the window filled in (values we format, never user text)."""
     from .compile import hunting_query
 
-    query = hunting_query(rule)
+    query = hunting_query(rule, fill={START_PLACEHOLDER: iso_z(window.start),
+                                      END_PLACEHOLDER: iso_z(window.end)})
     if query is None:
         raise InputError(f"rule {rule.id} ({rule.name}) has no hunting query in hunting/")
-    return (query
-            .replace(START_PLACEHOLDER, iso_z(window.start))
-            .replace(END_PLACEHOLDER, iso_z(window.end)))
+    return query
 
 
 @dataclass
@@ -82,16 +84,39 @@ class HuntResult:
     findings: list[dict[str, Any]]
     complete: bool = True
     warnings: list[str] = field(default_factory=list)
+    #: The findings left in the local engine instead of in *findings* (for output of any
+    #: size, :func:`sentinel_t1190.api.hunt_local_stored`): readable while it is open.
+    stored: StoredFindings | None = None
+
+    @property
+    def total(self) -> int:
+        return len(self.findings) if self.stored is None else self.stored.total
+
+    def rows(self, limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """The findings in order (the first *limit*), wherever they are kept."""
+        if self.stored is not None:
+            return self.stored.dicts(limit)
+        return islice(self.findings, limit)
 
     def summary(self) -> dict[str, Any]:
-        labels = Counter(str(row.get("ExploitEvidence")) for row in self.findings
-                         if "ExploitEvidence" in row)
-        return {"total": len(self.findings), "by_evidence": dict(sorted(labels.items()))}
+        if self.stored is None:
+            labels = Counter(str(row.get("ExploitEvidence")) for row in self.findings
+                             if "ExploitEvidence" in row)
+        elif "ExploitEvidence" in self.stored.columns:
+            labels = Counter()
+            for (label,), n in self.stored.counts(["ExploitEvidence"]).items():
+                labels[str(label)] += n
+        else:
+            labels = Counter()
+        return {"total": self.total, "by_evidence": dict(sorted(labels.items()))}
+
+    def head(self) -> dict[str, Any]:
+        """The document without its findings (shared/DESIGN.md §3)."""
+        return {**document_head(self.rule, self.source, self.window, self.complete,
+                                self.warnings), "summary": self.summary()}
 
     def to_dict(self) -> dict[str, Any]:
-        return {**document_head(self.rule, self.source, self.window, self.complete,
-                                self.warnings),
-                "summary": self.summary(), "findings": self.findings}
+        return {**self.head(), "findings": list(self.rows())}
 
 
 def document_head(rule: Rule, source: dict[str, Any], window: Window, complete: bool,
@@ -99,11 +124,6 @@ def document_head(rule: Rule, source: dict[str, Any], window: Window, complete: 
     """The first keys of a hunt JSON document (shared/DESIGN.md §3), local or live."""
     return {"rule": {"id": rule.id, "name": rule.name}, "source": source,
             "window": window.to_dict(), "complete": complete, "warnings": list(warnings)}
-
-
-def _row_dict(columns: Sequence[str], row: Iterable[Any]) -> dict[str, Any]:
-    return {c: iso_z(v) if isinstance(v, datetime) else v
-            for c, v in zip(columns, row, strict=True)}
 
 
 def required_columns(rule: Rule, query: str) -> dict[str, set[str]]:
@@ -140,18 +160,31 @@ def mentioned_columns(rule: Rule, query: str) -> dict[str, set[str]]:
     return {t: words & table_schema(t).columns.keys() for t in rule.tables}
 
 
-def check_labels(rows: Iterable[dict[str, Any]]) -> list[str]:
+Classifier: TypeAlias = Callable[[str | None, str | None], str | None]
+
+
+def label_classifier(rule: Rule) -> Classifier | None:
+    """The Python twin of *rule*'s ExploitEvidence labels, for the process-tree rules."""
+    from . import linux_detection
+
+    return {detection.RULE_ID: detection.classify,
+            linux_detection.RULE_ID: linux_detection.classify}.get(rule.id)
+
+
+def check_labels(rows: Iterable[dict[str, Any]],
+                 classify: Classifier = detection.classify) -> list[str]:
     """Rows whose ExploitEvidence differs from the Python classifier (another rule version)."""
     return check_label_counts(Counter(
         (row.get("ExploitEvidence"), row.get("InitiatingProcessFileName"), row.get("FileName"))
-        for row in rows))
+        for row in rows), classify)
 
 
-def check_label_counts(counts: Mapping[tuple[Any, Any, Any], int]) -> list[str]:
+def check_label_counts(counts: Mapping[tuple[Any, Any, Any], int],
+                       classify: Classifier = detection.classify) -> list[str]:
     """:func:`check_labels` over (ExploitEvidence, parent, child) -> number of rows."""
     mismatches: Counter[tuple[Any, Any]] = Counter()
     for (got, parent, child), n in counts.items():
-        want = detection.classify(parent, child)
+        want = classify(parent, child)
         if want != got:
             mismatches[(got, want)] += n
     return [f"{n} row(s) labelled {got!r} where this version of the rule says {want!r}: "
@@ -182,6 +215,10 @@ def _window_hints(engine: LocalEngine, query: str, window: Window, tables: set[s
     return hints
 
 
+#: The columns the seed rule's labels are checked on: (label, parent, child).
+_LABEL_COLUMNS = ("ExploitEvidence", "InitiatingProcessFileName", "FileName")
+
+
 def hunt_local(
     rule: Rule,
     files: Sequence[str],
@@ -190,6 +227,22 @@ def hunt_local(
     source: dict[str, Any] | None = None,
 ) -> HuntResult:
     """Run *rule*'s hunting query over local telemetry files with the local engine."""
+    with ExitStack() as stack:
+        result = hunt_local_stored(rule, files, window, source=source, stack=stack)
+        result.findings = list(result.rows())
+        result.stored = None
+    return result
+
+
+def hunt_local_stored(
+    rule: Rule,
+    files: Sequence[str],
+    window: Window,
+    *,
+    stack: ExitStack,
+    source: dict[str, Any] | None = None,
+) -> HuntResult:
+    """:func:`hunt_local` with the findings left in the engine, open until *stack* closes."""
     from .engine import LocalEngine, resolve_files
 
     if not rule.tables:
@@ -217,24 +270,25 @@ def hunt_local(
                             "shows them, so they are null in the findings")
         return needed
 
-    with LocalEngine() as engine:
-        # The query is parsed for its exact columns only when a file lacks a mentioned one.
-        engine.load(local, mentioned_columns(rule, query), confirm=confirm)
-        for table in set(rule.tables) - {f.table for f in local}:
-            engine.load_empty(table)
-        columns, rows = engine.query(query, now=window.end)
-        findings = [_row_dict(columns, row) for row in rows]
-        warnings.extend(engine.warnings)
-        if not findings:
-            warnings.extend(_window_hints(engine, query, window, {f.table for f in local}))
+    engine = stack.enter_context(LocalEngine())
+    # The query is parsed for its exact columns only when a file lacks a mentioned one.
+    engine.load(local, mentioned_columns(rule, query), confirm=confirm)
+    for table in set(rule.tables) - {f.table for f in local}:
+        engine.load_empty(table)
+    stored = engine.store(query, now=window.end)
+    warnings.extend(engine.warnings)
+    if not stored.total:
+        warnings.extend(_window_hints(engine, query, window, {f.table for f in local}))
     result = HuntResult(
         rule=rule,
         source=source or {"kind": "local", "files": [str(f.path) for f in local]},
         window=window,
-        columns=columns,
-        findings=findings,
+        columns=stored.columns,
+        findings=[],
         warnings=warnings,
+        stored=stored,
     )
-    if rule.id == detection.RULE_ID:
-        result.warnings.extend(check_labels(findings))
+    classify = label_classifier(rule)
+    if classify is not None:
+        result.warnings.extend(check_label_counts(stored.counts(_LABEL_COLUMNS), classify))
     return result

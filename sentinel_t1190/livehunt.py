@@ -23,7 +23,7 @@ from typing import IO, Any, Protocol
 
 from . import detection
 from .errors import AuthError, AzureServiceError, SentinelT1190Error
-from .hunt import Window, check_label_counts, document_head, windowed_query
+from .hunt import Window, check_label_counts, document_head, label_classifier, windowed_query
 from .render import OutputFormat, RowFormatter
 from .rules import Rule
 from .slicing import (
@@ -241,7 +241,8 @@ def hunt_workspaces(
     """
     opts = options or LiveOptions()
     several = len(workspaces) > 1
-    check = rule.id == detection.RULE_ID
+    classify = label_classifier(rule)
+    check = classify is not None
     reports = {ws: WorkspaceReport(ws) for ws in workspaces}
     total = Tally()
     columns: list[str] = []
@@ -333,8 +334,8 @@ def hunt_workspaces(
     for ws in skipped:
         warnings.append(f"workspace {ws}: failed, nothing searched: "
                         + "; ".join(reports[ws].errors))
-    if check:
-        warnings.extend(check_label_counts(total.labels))
+    if classify is not None:
+        warnings.extend(check_label_counts(total.labels, classify))
     if several and "WorkspaceId" not in columns:
         columns.append("WorkspaceId")
     return LiveHuntResult(

@@ -122,22 +122,68 @@ _TABLE_COLUMNS = ("Timestamp", "DeviceName", "AccountName", "InitiatingProcessFi
                   "FileName", "ExploitEvidence", "ProcessCommandLine")
 
 
+#: Rows a findings table shows; its footer counts the rest (JSON, NDJSON and CSV hold all).
+TABLE_ROWS = 1000
+
+
 def hunt(results: Sequence[HuntResult], fmt: OutputFormat, stream: IO[str], *,
          raw_csv: bool = False) -> None:
+    """Local hunt results; findings kept in the engine are written out a batch at a time."""
     if fmt is OutputFormat.json:
-        docs = [r.to_dict() for r in results]
-        write_json(docs[0] if len(docs) == 1 else {"results": docs}, stream)
+        if len(results) == 1:
+            _hunt_document(results[0], stream, "")
+            stream.write("\n")
+        elif results:
+            stream.write('{\n  "results": [\n    ')
+            for i, r in enumerate(results):
+                stream.write(",\n    " if i else "")
+                _hunt_document(r, stream, "    ")
+            stream.write("\n  ]\n}\n")
+        else:
+            write_json({"results": []}, stream)
         return
-    if fmt in (OutputFormat.ndjson, OutputFormat.csv):
+    if fmt is OutputFormat.ndjson:
+        for r in results:
+            if r.stored is not None:
+                stream.writelines(r.stored.ndjson())
+            else:
+                write_rows(r.findings, r.columns, fmt, stream)
+        return
+    if fmt is OutputFormat.csv:
         columns: list[str] = []
         for r in results:
             columns.extend(c for c in r.columns if c not in columns)
-        rows = [row for r in results for row in r.findings]
-        write_rows(rows, columns, fmt, stream, raw_csv=raw_csv)
+        _write_csv(stream, [columns], raw=raw_csv)
+        for r in results:
+            if r.stored is not None:
+                stream.writelines(r.stored.csv(columns, raw=raw_csv))
+            else:
+                _write_csv(stream, ([row.get(c) for c in columns] for row in r.findings),
+                           raw=raw_csv)
         return
     console = _console(stream)
     for r in results:
         _hunt_table(r, console)
+
+
+def _hunt_document(result: HuntResult, stream: IO[str], pad: str) -> None:
+    """*result* as ``json.dump(indent=2)`` writes it at the depth of *pad*, no final newline."""
+    head = json.dumps(result.head(), indent=2, ensure_ascii=False, default=str)
+    stream.write(head.removesuffix("\n}").replace("\n", "\n" + pad)
+                 + ",\n" + pad + '  "findings": [')
+    item_pad = pad + "    "
+    if result.stored is not None:
+        batches = result.stored.json_items(item_pad)
+    else:
+        batches = iter([[json.dumps(row, indent=2, ensure_ascii=False, default=str)
+                         .replace("\n", "\n" + item_pad) for row in result.findings]])
+    first = True
+    for items in batches:
+        if items:
+            stream.write(("\n" if first else ",\n") + item_pad
+                         + (",\n" + item_pad).join(items))
+            first = False
+    stream.write("]\n" + pad + "}" if first else "\n" + pad + "  ]\n" + pad + "}")
 
 
 #: Short headers for people; timestamps never fold, other cells fold within a width.
@@ -180,13 +226,23 @@ def _findings_table(title: str, columns: Sequence[str], rows: Iterable[dict[str,
     return table
 
 
+def _more_rows(console: Console, shown: int, total: int) -> None:
+    """A table's footer when it shows only the first rows: how many more, and how to get them."""
+    if total > shown:
+        console.print(f"… and {total - shown:,} more finding(s) not shown: "
+                      f"--output ndjson, csv or json with --out FILE writes all {total:,}.",
+                      markup=False, highlight=False)
+
+
 def _hunt_table(result: HuntResult, console: Console) -> None:
     from rich.table import Table
 
     window = result.window.to_dict()
     console.print(_findings_table(
         f"{result.rule.name}\n{window['start']} → {window['end']}: "
-        f"{len(result.findings)} finding(s)", _shown_columns(result.columns), result.findings))
+        f"{result.total} finding(s)", _shown_columns(result.columns),
+        result.rows(TABLE_ROWS)))
+    _more_rows(console, TABLE_ROWS, result.total)
     summary = result.summary()["by_evidence"]
     if summary:
         counts = Table(title="by ExploitEvidence")
@@ -420,14 +476,16 @@ def hunt_live_summary(doc: dict[str, Any], stream: IO[str]) -> None:
 
 
 def hunt_live_table_rows(doc: dict[str, Any], findings_ndjson: IO[str], stream: IO[str],
-                         limit: int = 1000) -> None:
+                         limit: int = TABLE_ROWS) -> None:
     """The first *limit* findings as a table (the full set: --output ndjson/csv/json)."""
     from itertools import islice
 
     rows = [json.loads(line) for line in islice(findings_ndjson, limit)]
     if rows:
         title = f"findings (first {limit})" if doc["summary"]["total"] > limit else "findings"
-        _console(stream).print(_findings_table(title, _shown_columns(list(rows[0])), rows))
+        console = _console(stream)
+        console.print(_findings_table(title, _shown_columns(list(rows[0])), rows))
+        _more_rows(console, limit, doc["summary"]["total"])
     hunt_live_summary(doc, stream)
 
 

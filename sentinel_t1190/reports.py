@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import IO, Any
 
@@ -63,18 +63,25 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]
 # --- backtest ------------------------------------------------------------------------------
 
 
-def backtest(document: dict[str, Any], fmt: ReportFormat, stream: IO[str]) -> None:
-    """The backtest result (:meth:`BacktestResult.to_dict`) as a table, JSON or markdown."""
+def _write(document: dict[str, Any], fmt: ReportFormat, stream: IO[str],
+           tables: Callable[[dict[str, Any], IO[str]], None],
+           markdown: Callable[[dict[str, Any]], str],
+           page: Callable[[dict[str, Any]], str]) -> None:
     if fmt is ReportFormat.json:
         write_json(document, stream)
     elif fmt is ReportFormat.markdown:
-        stream.write(backtest_markdown(document))
+        stream.write(markdown(document))
     elif fmt is ReportFormat.html:
-        from .html_report import backtest_page
-
-        stream.write(backtest_page(document))
+        stream.write(page(document))
     else:
-        _backtest_tables(document, stream)
+        tables(document, stream)
+
+
+def backtest(document: dict[str, Any], fmt: ReportFormat, stream: IO[str]) -> None:
+    """The backtest result (:meth:`BacktestResult.to_dict`): tables, JSON, markdown, HTML."""
+    from .html_report import backtest_page
+
+    _write(document, fmt, stream, _backtest_tables, backtest_markdown, backtest_page)
 
 
 def _baseline_label(baseline: dict[str, Any]) -> str:
@@ -197,17 +204,10 @@ def workspace_label(workspace: dict[str, Any]) -> str:
 
 
 def health(document: dict[str, Any], fmt: ReportFormat, stream: IO[str]) -> None:
-    """The health report (:meth:`HealthReport.to_dict`) as tables, JSON or markdown."""
-    if fmt is ReportFormat.json:
-        write_json(document, stream)
-    elif fmt is ReportFormat.markdown:
-        stream.write(health_markdown(document))
-    elif fmt is ReportFormat.html:
-        from .html_report import health_page
+    """The health report (:meth:`HealthReport.to_dict`): tables, JSON, markdown, HTML."""
+    from .html_report import health_page
 
-        stream.write(health_page(document))
-    else:
-        _health_tables(document, stream)
+    _write(document, fmt, stream, _health_tables, health_markdown, health_page)
 
 
 def _health_tables(document: dict[str, Any], stream: IO[str]) -> None:

@@ -71,21 +71,45 @@ def _problems(values: Mapping[str, str]) -> list[str]:
 
 
 def _rows_csv(text: str) -> Iterable[tuple[int, dict[str, str], list[str]]]:
-    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1)
-             if line.strip() and not line.lstrip().startswith("#")]
-    if not lines:
-        return
-    reader = csv.reader(io.StringIO("\n".join(line for _, line in lines)))
-    header = [_field(h) for h in next(reader)]
-    missing = [f for f in _FIELDS[:3] if f not in header]
-    if missing:
-        yield lines[0][0], {}, [f"the header has no {', '.join(missing)} column "
-                                f"(columns: {', '.join(_FIELDS)})"]
-        return
-    for (number, _), cells in zip(lines[1:], reader, strict=True):
-        values = {name: cell.strip() for name, cell in zip(header, cells, strict=False)
-                  if name is not None}
-        yield number, values, []
+    header: list[str | None] | None = None
+    for number, cells in _csv_records(text):
+        if isinstance(cells, str):  # not CSV from here on
+            yield number, {}, [cells]
+            return
+        if header is None:
+            header = [_field(h) for h in cells]
+            named = [(h, f) for h, f in zip(cells, header, strict=True) if f is not None]
+            twice = sorted({f for _, f in named if header.count(f) > 1})
+            if twice:
+                yield number, {}, ["the header names " + ", ".join(
+                    f"{f} more than once ({', '.join(repr(h) for h, g in named if g == f)})"
+                    for f in twice)]
+                return
+            missing = [f for f in _FIELDS[:3] if f not in header]
+            if missing:
+                yield number, {}, [f"the header has no {', '.join(missing)} column "
+                                   f"(columns: {', '.join(_FIELDS)})"]
+                return
+            continue
+        if any("\n" in cell or "\r" in cell for cell in cells):
+            yield number, {}, ["a quoted cell spans several lines (a target is one line)"]
+            continue
+        yield number, {name: cell.strip() for name, cell in zip(header, cells, strict=False)
+                       if name is not None}, []
+
+
+def _csv_records(text: str) -> Iterable[tuple[int, list[str] | str]]:
+    """(first line, cells) of each CSV record, blank and ``#`` comment lines skipped; a
+    record that is not CSV ends the file with (its line, the problem)."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    start = 1
+    try:
+        for cells in reader:
+            if any(c.strip() for c in cells) and not cells[0].lstrip().startswith("#"):
+                yield start, cells
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        yield start, f"not valid CSV: {exc}"
 
 
 def _rows_yaml(text: str) -> Iterable[tuple[int, dict[str, str], list[str]]]:
@@ -109,11 +133,16 @@ def _rows_yaml(text: str) -> Iterable[tuple[int, dict[str, str], list[str]]]:
                                "resource_group, workspace[, tenant_id]"]
             continue
         values: dict[str, str] = {}
+        keys: dict[str, list[str]] = {}
         for key, value in item.items():
             name = _field(str(key))
-            if name is not None and value is not None:
-                values[name] = str(value).strip()
-        yield number, values, []
+            if name is not None:
+                keys.setdefault(name, []).append(str(key))
+                if value is not None:
+                    values[name] = str(value).strip()
+        twice = [f"{name} is given more than once ({', '.join(map(repr, given))})"
+                 for name, given in keys.items() if len(given) > 1]
+        yield number, ({} if twice else values), twice
 
 
 def parse_targets(text: str, *, fmt: str, source: str = "<targets>") -> list[Target]:

@@ -16,7 +16,9 @@ Serves, for every workspace added with :meth:`AzureServer.add_workspace`:
   ``BadArgumentError``/``SEM0100`` when the workspace has no such table). A workspace holds,
   unless told otherwise, every table the pack reads with its bundled columns.
 
-Every request must carry ``Authorization: Bearer ...`` (else 401) and is recorded in
+Every request must carry ``Authorization: Bearer <JWT>`` for the right audience (ARM or the
+Logs API) and, where :attr:`AzureServer.token_tenants` names the subscription's tenant, issued
+by that tenant (else ARM's 401s); tokens come from tests/identity.py. Each is recorded in
 :attr:`AzureServer.requests`. :meth:`AzureServer.inject` adds a fault hook: a callable
 ``(Request) -> Reply | None`` consulted before routing (``fail(...)`` builds common ones,
 ``answer(...)`` malformed or scripted answers).
@@ -44,12 +46,15 @@ import trustme
 
 from sentinel_t1190.rules import load_pack
 from sentinel_t1190.schema import known_tables
+from tests.identity import jwt_claims
 
 WS_PATH = ("/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.OperationalInsights/"
            "workspaces/{w}")
 _WS_RE = re.compile(r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/"
                     r"Microsoft\.OperationalInsights/workspaces/([^/]+)(/.*)?$", re.I)
 _LOGS_RE = re.compile(r"^/v1/workspaces/([^/]+)/query$", re.I)
+ARM_AUDIENCE = "https://management.azure.com"
+LOGS_AUDIENCE = "https://api.loganalytics.io"
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,11 @@ class AzureServer:
         #: (request, status answered), in order.
         self.replies: list[tuple[Request, int]] = []
         self.faults: list[Callable[[Request], Reply | None]] = []
+        #: subscription (lower case) -> the only tenant whose tokens it accepts (else any:
+        #: a Lighthouse-delegated subscription takes the managing tenant's tokens too).
+        self.token_tenants: dict[str, str] = {}
+        #: The token audiences accepted for ARM and for the Logs API (the public cloud's).
+        self.audiences = (ARM_AUDIENCE, LOGS_AUDIENCE)
         #: Property names the service silently drops on PUT (to test the read-back check).
         self.drop_on_write: set[str] = set()
         self._lock = threading.Lock()
@@ -167,9 +177,12 @@ class AzureServer:
 
     def add_workspace(self, subscription_id: str = "d0cfe6b2-9ac0-4464-9919-dccaee2e48c0",
                       resource_group: str = "myRg", name: str = "myWorkspace", *,
-                      sentinel: bool = True,
+                      sentinel: bool = True, token_tenant: str | None = None,
                       tables: dict[str, dict[str, str]] | None = None) -> Workspace:
-        """A workspace; *tables* defaults to every table the pack reads (:func:`pack_tables`)."""
+        """A workspace; *tables* defaults to every table the pack reads (:func:`pack_tables`).
+        With *token_tenant*, its subscription takes only tokens of that tenant."""
+        if token_tenant:
+            self.token_tenants[subscription_id.lower()] = token_tenant
         ws = Workspace(subscription_id, resource_group, name, str(uuid.uuid4()),
                        sentinel=sentinel,
                        tables=pack_tables() if tables is None else dict(tables))
@@ -195,11 +208,42 @@ class AzureServer:
             if not request.headers.get("authorization", "").startswith("Bearer "):
                 return error(401, "AuthenticationFailed", "Authentication failed. The "
                              "'Authorization' header is missing.")
+            refused = self._check_token(request)
+            if refused is not None:
+                return refused
             for fault in self.faults:
                 reply = fault(request)
                 if reply is not None:
                     return reply
             return self.route(request)
+
+    def _check_token(self, request: Request) -> Reply | None:
+        """ARM's and the Logs API's 401s for a token of the wrong audience or tenant."""
+        claims = jwt_claims(request.headers["authorization"][len("Bearer "):])
+        if claims is None:
+            return error(401, "InvalidAuthenticationToken", "The access token is invalid.")
+        logs = _LOGS_RE.match(request.path) is not None
+        audience = self.audiences[1] if logs else self.audiences[0]
+        if claims.get("aud") != audience:
+            return error(401, "InvalidAuthenticationTokenAudience", "The access token has been "
+                         f"obtained for wrong audience or resource '{claims.get('aud')}'. It "
+                         f"should exactly match with one of the allowed audiences '{audience}'.")
+        match = _WS_RE.match(request.path)
+        if match is None and logs:
+            customer = _LOGS_RE.match(request.path)
+            ws = next((w for w in self.workspaces.values()
+                       if customer and w.customer_id == customer.group(1)), None)
+            subscription = ws.subscription_id if ws else None
+        else:
+            subscription = match.group(1) if match else None
+        expected = self.token_tenants.get((subscription or "").lower())
+        if expected and claims.get("tid") != expected:
+            return error(401, "InvalidAuthenticationTokenTenant", "The access token is from "
+                         f"the wrong issuer '{claims.get('iss')}'. It must match the tenant "
+                         f"'https://sts.windows.net/{expected}/' associated with this "
+                         "subscription. Please use the authority (URL) "
+                         f"'https://login.windows.net/{expected}' to get the token.")
+        return None
 
     def route(self, request: Request) -> Reply:
         logs = _LOGS_RE.match(request.path)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sentinel_t1190.cli import app
+from tests.identity import Identity
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,6 +47,14 @@ def cli() -> Callable[..., Run]:
 
     return run
 
+
+@pytest.fixture
+def identity(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Identity]:
+    """A clean Azure environment (no real AZURE_*/IDENTITY_* variables) signed in through a
+    fake `az` on PATH; see tests/identity.py for managed identity and signing out."""
+    signed_in = Identity(tmp_path / "identity", monkeypatch)
+    yield signed_in
+    signed_in.close()
 
 
 def table_column(text: str, header: str) -> str:

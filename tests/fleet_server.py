@@ -199,15 +199,6 @@ class FleetServer(AzureServer):
                                 "x-ms-user-quota-resets-after": "00:00:05"})
 
 
-class FakeCredential:
-    """A TokenCredential handing out a dummy token (no real token anywhere)."""
-
-    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
-        from azure.core.credentials import AccessToken
-
-        return AccessToken("fake-token", int(time.time()) + 3600)
-
-
 def client_kwargs(server: AzureServer) -> dict[str, Any]:
     """SDK keywords for tests: trust the server's CA and retry fast."""
     return {"connection_verify": str(server.ca_path), "retry_backoff_factor": 0.01,

@@ -10,7 +10,8 @@ and the 400 / 504 bodies quoted in shared/reference/azure/README.md. A row cap a
 larger result with its first rows and Kusto's E_QUERY_RESULT_SET_TOO_LARGE partial error,
 as the real service does. Replies can be scripted (429 with Retry-After, 5xx, 403...).
 
-TLS comes from trustme; point clients at it with REQUESTS_CA_BUNDLE=server.ca_path.
+TLS comes from trustme; point clients at it with REQUESTS_CA_BUNDLE=server.ca_path. Requests
+need a JWT-shaped bearer token for the Logs API (tests/identity.py signs in for real).
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ from typing import Any
 import duckdb
 import duckdb_kql
 import trustme
+
+from tests.identity import jwt_claims
+
+LOGS_AUDIENCE = "https://api.loganalytics.io"
 
 _KUSTO_TYPES = {"TIMESTAMP": "datetime", "TIMESTAMP WITH TIME ZONE": "datetime",
                 "VARCHAR": "string", "BIGINT": "long", "INTEGER": "int", "DOUBLE": "real",
@@ -111,6 +116,8 @@ class LogsServer:
         self.tables: dict[str, list[str]] = {}
         self.script: list[Scripted] = []
         self.requests: list[Seen] = []
+        #: workspace id -> the only tenant whose tokens it accepts (else any).
+        self.tenants: dict[str, str] = {}
         self._lock = threading.Lock()
         self._views_lock = threading.Lock()
         self._dir = tempfile.TemporaryDirectory()
@@ -139,6 +146,23 @@ class LogsServer:
         for con in self.workspaces.values():
             con.close()
         self._dir.cleanup()
+
+    def refuse_token(self, authorization: str, workspace: str) -> bytes | None:
+        """The 401 body for a missing token, one for another audience, or one of a tenant
+        other than the workspace's (:attr:`tenants`); None when the token is fine."""
+        claims = jwt_claims(authorization.removeprefix("Bearer ")) if authorization.startswith(
+            "Bearer ") else None
+        if claims is None:
+            return error_body("AuthorizationRequiredError",
+                              "Valid authentication was not provided")
+        if claims.get("aud") != LOGS_AUDIENCE:
+            return error_body("InvalidTokenError", "The provided authentication is not valid "
+                              f"for this resource: audience {claims.get('aud')!r}")
+        tenant = self.tenants.get(workspace)
+        if tenant and claims.get("tid") != tenant:
+            return error_body("InvalidTokenError", "The provided authentication is not valid "
+                              f"for this resource: token of tenant {claims.get('tid')!r}")
+        return None
 
     # -- data ---------------------------------------------------------------------------
     def add_workspace(self, workspace: str, select_sql: str) -> None:
@@ -263,9 +287,9 @@ def _handler(server: LogsServer) -> type[BaseHTTPRequestHandler]:
             body = json.loads(self.rfile.read(length) or b"{}")
             parts = self.path.split("/")
             workspace = parts[3] if len(parts) > 4 and parts[2] == "workspaces" else ""
-            if not self.headers.get("Authorization", "").startswith("Bearer "):
-                status, headers, chunks, count = 401, {}, iter([error_body(
-                    "AuthorizationRequiredError", "Valid authentication was not provided")]), 0
+            refused = server.refuse_token(self.headers.get("Authorization", ""), workspace)
+            if refused is not None:
+                status, headers, chunks, count = 401, {}, iter([refused]), 0
             else:
                 status, headers, chunks, count = server.answer(workspace, body)
             payload = b"".join(chunks)
@@ -281,16 +305,3 @@ def _handler(server: LogsServer) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(payload)
 
     return Handler
-
-
-class FakeCredential:
-    """A TokenCredential that hands out a dummy token and remembers the scopes asked for."""
-
-    def __init__(self) -> None:
-        self.scopes: list[tuple[str, ...]] = []
-
-    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
-        from azure.core.credentials import AccessToken
-
-        self.scopes.append(scopes)
-        return AccessToken("dummy-token", int(time.time()) + 3600)

@@ -12,11 +12,13 @@ from typing import Any
 
 import pytest
 from azure_server import AzureServer, Workspace, fail
-from test_deploy import TOKEN, FakeCredential, dpe_columns
+from test_deploy import dpe_columns
 
 from sentinel_t1190.azure import arm
 from sentinel_t1190.azure.clouds import resolve_cloud
+from sentinel_t1190.azure.credentials import default_credential
 from sentinel_t1190.errors import AuthError, AzureServiceError, ConflictError, InputError
+from tests.identity import Identity
 
 REFERENCE = Path("/work/shared/reference/azure/securityinsights-2025-12-01")
 EXAMPLE_ID = "73e01a99-5cd7-4139-a149-9f2736ff2ab5"
@@ -30,8 +32,13 @@ def example(name: str) -> dict[str, Any]:
     return doc
 
 
+#: Shaped like a JWT on purpose: redaction must catch it anywhere in a text.
+TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJub25lIn0.eyJmYWtlIjoidGVzdCJ9.ZmFrZS1zaWduYXR1cmU"
+
+
 @pytest.fixture
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AzureServer]:
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+           identity: Identity) -> Iterator[AzureServer]:
     with AzureServer(tmp_path) as azure:
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(azure.ca_path))
         yield azure
@@ -43,10 +50,10 @@ def ws(server: AzureServer) -> Workspace:
 
 
 def client(server: AzureServer, ws: Workspace, cloud: str = "AzureCloud",
-           credential: FakeCredential | None = None, **kwargs: Any) -> arm.SentinelWorkspaceClient:
+           **kwargs: Any) -> arm.SentinelWorkspaceClient:
     where = resolve_cloud(cloud, arm_endpoint=server.arm_endpoint,
                           logs_endpoint=server.logs_endpoint)
-    return arm.workspace_client(credential or FakeCredential(), where, ws.subscription_id,
+    return arm.workspace_client(default_credential(where), where, ws.subscription_id,
                                 ws.resource_group, ws.name, retry_backoff_factor=0, **kwargs)
 
 
@@ -140,12 +147,13 @@ def test_logs_403_is_an_auth_error_naming_log_analytics_reader(server: AzureServ
         c.table_schema("DeviceProcessEvents")
 
 
-def test_unreachable_endpoint_is_a_service_error(ws: Workspace) -> None:
+def test_unreachable_endpoint_is_a_service_error(ws: Workspace, identity: Identity) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     where = resolve_cloud(arm_endpoint=f"https://127.0.0.1:{port}")
-    c = arm.workspace_client(FakeCredential(), where, "s", "g", "w", retry_backoff_factor=0,
+    c = arm.workspace_client(default_credential(where), where, "s", "g", "w",
+                             retry_backoff_factor=0,
                              retry_connect=1)
     with c, pytest.raises(AzureServiceError, match="cannot reach Azure"):
         c.list_rules()
@@ -160,12 +168,13 @@ def test_unreachable_endpoint_is_a_service_error(ws: Workspace) -> None:
      "https://api.loganalytics.azure.cn/.default"),
 ])
 def test_each_cloud_asks_for_its_own_scopes(server: AzureServer, ws: Workspace, cloud: str,
-                                            arm_scope: str, logs_scope: str) -> None:
-    credential = FakeCredential()
-    with client(server, ws, cloud, credential) as c:
+                                            arm_scope: str, logs_scope: str,
+                                            identity: Identity) -> None:
+    server.audiences = (arm_scope.removesuffix("/.default"), logs_scope.removesuffix("/.default"))
+    with client(server, ws, cloud) as c:
         c.preflight()
         c.table_schema("DeviceProcessEvents")
-    assert set(credential.scopes) == {(arm_scope,), (logs_scope,)}
+    assert {r.resource + "/.default" for r in identity.token_requests} == {arm_scope, logs_scope}
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -15,17 +15,19 @@ import pytest
 import sentinel_t1190 as st
 from sentinel_t1190.azure import arm, resourcegraph
 from sentinel_t1190.azure.clouds import resolve_cloud
+from sentinel_t1190.azure.credentials import default_credential
 from sentinel_t1190.azure.resourcegraph import QueryPacer, discover_workspaces
 from sentinel_t1190.deploy import Target
 from sentinel_t1190.errors import AzureServiceError, ExitCode
 from tests.azure_server import Reply, Request, Workspace, answer, error
-from tests.fleet_server import FakeCredential, FleetServer, client_kwargs
+from tests.fleet_server import FleetServer, client_kwargs
+from tests.identity import Identity
 
 SUB = "00000000-0000-0000-0000-000000000001"
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[FleetServer]:
+def server(tmp_path: Path, identity: Identity) -> Iterator[FleetServer]:
     with FleetServer(tmp_path) as fleet:
         yield fleet
 
@@ -38,8 +40,8 @@ def ws(server: FleetServer) -> Workspace:
 def workspace(server: FleetServer, ws: Workspace, **kwargs: Any) -> arm.SentinelWorkspaceClient:
     cloud = resolve_cloud("AzureCloud", arm_endpoint=server.arm_endpoint,
                           logs_endpoint=server.logs_endpoint)
-    return arm.workspace_client(FakeCredential(), cloud, ws.subscription_id, ws.resource_group,
-                                ws.name, **{**client_kwargs(server), **kwargs})
+    return arm.workspace_client(default_credential(cloud), cloud, ws.subscription_id,
+                                ws.resource_group, ws.name, **{**client_kwargs(server), **kwargs})
 
 
 RULE = {"kind": "Scheduled", "properties": {"displayName": "x"}}
@@ -188,7 +190,8 @@ def test_a_rollout_throttled_for_an_hour_at_one_target_fails_only_that_target(
                   else None)
     started = time.monotonic()
     report = st.run_rollout(
-        [Target(SUB, "rg", w.name) for w in (slow, fine)], credential=FakeCredential(),
+        [Target(SUB, "rg", w.name) for w in (slow, fine)],
+        credential=default_credential(resolve_cloud()),
         arm_endpoint=server.arm_endpoint, logs_endpoint=server.logs_endpoint,
         report_path=tmp_path / "report.json", max_retry_after=60, **client_kwargs(server))
     assert time.monotonic() - started < 60
@@ -204,7 +207,7 @@ def test_a_rollout_throttled_for_an_hour_at_one_target_fails_only_that_target(
 
 def graph(server: FleetServer, **kwargs: Any) -> Any:
     cloud = resolve_cloud("AzureCloud", arm_endpoint=server.arm_endpoint)
-    return resourcegraph.graph_client(FakeCredential(), cloud,
+    return resourcegraph.graph_client(default_credential(cloud), cloud,
                                       **{**client_kwargs(server), **kwargs})
 
 

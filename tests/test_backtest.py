@@ -14,6 +14,7 @@ import pytest
 from sentinel_t1190.backtest import RunOutput, diff_rows
 from sentinel_t1190.reports import backtest_markdown, md
 from sentinel_t1190.rules import default_pack_dir
+from tests.identity import Identity
 
 CLOCK = "2026-01-15T12:00:00Z"  # the sample telemetry's clock
 SEED = "Web server process spawned a shell or attacker tool (T1190)"
@@ -200,10 +201,9 @@ def test_markdown_keeps_hostile_values_inside_their_cell() -> None:
 
 
 def test_a_live_backtest_runs_both_versions_in_the_workspace(
-        pack: Path, cli: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    from sentinel_t1190.azure import credentials
+        pack: Path, cli: Callable[..., Any], identity: Identity) -> None:
     from sentinel_t1190.sample import sample_files
-    from tests.logs_server import FakeCredential, LogsServer
+    from tests.logs_server import LogsServer
 
     workspace = "6a1b2c3d-0000-4000-8000-0000000000b7"
     (pack / EXCLUDED).write_text(EXCLUSIONS)
@@ -211,8 +211,6 @@ def test_a_live_backtest_runs_both_versions_in_the_workspace(
     [local_seed] = [r for r in local.json()["rules"] if r["name"] == SEED]
     with LogsServer() as server:
         server.add_csv_workspace(workspace, sample_files()[0])
-        fake = FakeCredential()
-        monkeypatch.setattr(credentials, "default_credential", lambda *a, **k: fake)
         result = cli("backtest", "--pack", str(pack), "--baseline", "HEAD", "--workspace-id",
                      workspace, "--now", CLOCK, "--timespan", "7d", "--output", "json",
                      "--fail-on-removed",

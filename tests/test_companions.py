@@ -106,7 +106,8 @@ def _export(rule: Rule, folder: Path) -> tuple[list[str], list[dict[str, Any]]]:
     return files, expected
 
 
-@pytest.mark.parametrize("stem", [*COMPANIONS, "web_server_child_process"])
+@pytest.mark.parametrize("stem", [*COMPANIONS, "web_server_child_process",
+                                  "linux_web_server_child_process"])
 def test_local_hunt_over_an_export_finds_the_scenario_and_ignores_look_alikes(
         stem: str, tmp_path: Path, cli: Callable) -> None:
     rule = _rule(stem)

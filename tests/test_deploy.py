@@ -1,5 +1,6 @@
 """deploy / status / remove end to end: the CLI, the real Azure SDK clients, a loopback
-HTTPS server answering like ARM and the Logs API (tests/azure_server.py), a fake credential."""
+HTTPS server answering like ARM and the Logs API (tests/azure_server.py), the real
+DefaultAzureCredential signed in through a fake `az` (tests/identity.py)."""
 
 from __future__ import annotations
 
@@ -9,33 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.core.credentials import AccessToken
 from azure_server import AzureServer, Workspace, fail, iter_bearer_tokens, pack_tables
 
 from sentinel_t1190 import alert_rule
-from sentinel_t1190.azure import credentials
 from sentinel_t1190.compile import deployed_query
 from sentinel_t1190.rules import Rule, load_pack
 from sentinel_t1190.schema import known_tables
+from tests.identity import Identity
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_ID = "5b8c3f1e-7d2a-4e6b-9c41-0f3a8e2d1b77"
 RULES_PREFIX = "/providers/Microsoft.SecurityInsights/alertRules"
 RULES = f"{RULES_PREFIX}/{SEED_ID}"
-#: Shaped like a JWT on purpose: if it ever reaches the output, the redaction failed.
-TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJub25lIn0.eyJmYWtlIjoidGVzdCJ9.ZmFrZS1zaWduYXR1cmU"
-
-
-class FakeCredential:
-    """Hands out a dummy token and remembers the scopes asked for."""
-
-    def __init__(self) -> None:
-        self.scopes: list[tuple[str, ...]] = []
-
-    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        self.scopes.append(scopes)
-        return AccessToken(TOKEN, int(time.time()) + 3600)
-
 
 def pack() -> tuple[Rule, ...]:
     return load_pack(ROOT).rules
@@ -49,6 +35,9 @@ def seed() -> Rule:
 #: Every rule of the pack, in the order deploy reports them.
 PACK_IDS = [r.id for r in pack()]
 COMPANION_IDS = [i for i in PACK_IDS if i != SEED_ID]
+LINUX_ID = "de708d3e-acec-4d4f-9549-1275e8105f64"
+#: The rules that do not read DeviceProcessEvents (the seed and the Linux rule do).
+OTHER_TABLE_IDS = [r.id for r in pack() if "DeviceProcessEvents" not in r.tables]
 
 
 def dpe_columns(*without: str) -> dict[str, str]:
@@ -69,15 +58,8 @@ def ws(server: AzureServer) -> Workspace:
 
 
 @pytest.fixture
-def credential(monkeypatch: pytest.MonkeyPatch) -> FakeCredential:
-    fake = FakeCredential()
-    monkeypatch.setattr(credentials, "default_credential", lambda cloud, tenant=None: fake)
-    return fake
-
-
-@pytest.fixture
 def az(cli: Callable[..., Any], server: AzureServer, ws: Workspace,
-       credential: FakeCredential) -> Callable[..., Any]:
+       identity: Identity) -> Callable[..., Any]:
     """Run an Azure command against the test server's workspace."""
 
     def run(command: str, *args: str, workspace: Workspace | None = None) -> Any:
@@ -107,7 +89,7 @@ def test_the_default_workspace_holds_every_table_the_pack_reads(ws: Workspace) -
 
 
 def test_deploy_sends_each_rule_of_the_pack_whole(az: Any, server: AzureServer, ws: Workspace,
-                                                  credential: FakeCredential) -> None:
+                                                  identity: Identity) -> None:
     run = az("deploy", "--output", "json")
     assert run.code == 0, run.stderr
     doc = run.json()
@@ -115,7 +97,7 @@ def test_deploy_sends_each_rule_of_the_pack_whole(az: Any, server: AzureServer, 
     assert doc["workspace"]["customer_id"] == ws.customer_id
     assert [(r["id"], r["action"], r["changes"]) for r in doc["rules"]] == [
         (i, "created", []) for i in PACK_IDS]
-    assert len(PACK_IDS) == 4
+    assert len(PACK_IDS) == 5
 
     # One PUT per rule, each carrying that rule's own deployed query and ATT&CK mapping.
     puts = {p.path.rsplit("/", 1)[-1]: p for p in rule_puts(server)}
@@ -159,8 +141,8 @@ def test_deploy_sends_each_rule_of_the_pack_whole(az: Any, server: AzureServer, 
         assert ("GET", ["alertRules", rule_id]) in paths[put_at + 1:]
     assert ws.rules[SEED_ID]["properties"]["techniques"] == ["T1190"]
     # ARM scope for ARM, Logs scope for the getschema query: never one for the other.
-    assert ("https://management.azure.com/.default",) in credential.scopes
-    assert ("https://api.loganalytics.io/.default",) in credential.scopes
+    assert {r.resource for r in identity.token_requests} == {
+        "https://management.azure.com", "https://api.loganalytics.io"}
 
 
 def test_deploy_one_chosen_rule(az: Any, server: AzureServer) -> None:
@@ -344,19 +326,22 @@ def test_workspace_without_the_table_gets_a_refused_deploy(
     assert "DeviceProcessEvents" in rule["reason"]
     assert "Failed to resolve table or column expression named 'DeviceProcessEvents'" in (
         rule["reason"])
-    # stderr says why the exit is 1, naming the rule; the reason is in the output, once.
-    assert "exit 1: 1 rule(s) refused: web_server_child_process" in run.stderr
+    assert rules[LINUX_ID]["action"] == "refused"
+    # stderr says why the exit is 1, naming the rules; the reason is in the output, once.
+    assert "exit 1: 2 rule(s) refused: " in run.stderr
+    assert "web_server_child_process" in run.stderr
+    assert "linux_web_server_child_process" in run.stderr
     assert "Failed to resolve" not in run.stderr
     # The rules whose tables are there proceed.
-    assert [rules[i]["action"] for i in COMPANION_IDS] == ["created"] * len(COMPANION_IDS)
-    assert sorted(bare.rules) == sorted(COMPANION_IDS)
+    assert [rules[i]["action"] for i in OTHER_TABLE_IDS] == ["created"] * len(OTHER_TABLE_IDS)
+    assert sorted(bare.rules) == sorted(OTHER_TABLE_IDS)
     assert rule_puts(server, SEED_ID) == []
     forced = az("deploy", "--force", "--output", "json", workspace=bare)
     assert forced.code == 0
     rules = by_id(forced.json())
-    assert rules[SEED_ID]["action"] == "created"
+    assert rules[SEED_ID]["action"] == rules[LINUX_ID]["action"] == "created"
     assert rules[SEED_ID]["reason"].startswith("forced: ")
-    assert [rules[i]["action"] for i in COMPANION_IDS] == ["unchanged"] * len(COMPANION_IDS)
+    assert [rules[i]["action"] for i in OTHER_TABLE_IDS] == ["unchanged"] * len(OTHER_TABLE_IDS)
 
 
 def test_a_workspace_with_none_of_the_tables_refuses_every_rule(
@@ -380,12 +365,13 @@ def test_refused_reads_the_same_in_deploy_and_status(az: Any, server: AzureServe
     states = by_id(run.json())
     assert (states[SEED_ID]["state"], states[SEED_ID]["reason"]) == (
         "refused", deployed["reason"])
-    assert [states[i]["state"] for i in COMPANION_IDS] == ["in-sync"] * len(COMPANION_IDS)
-    assert "exit 1: 1 rule(s) refused: web_server_child_process" in run.stderr
+    assert states[LINUX_ID]["state"] == "refused"
+    assert [states[i]["state"] for i in OTHER_TABLE_IDS] == ["in-sync"] * len(OTHER_TABLE_IDS)
+    assert "exit 1: 2 rule(s) refused: " in run.stderr
     assert az("status", "--allow-refused", workspace=bare).code == 0
-    # The table says it once, in the rule's row.
+    # The table says it once per refused rule, in that rule's row.
     table = az("status", workspace=bare)
-    assert _unboxed(table.stdout).count("Failedtoresolve") == 1
+    assert _unboxed(table.stdout).count("Failedtoresolve") == 2
     assert "refused" in table.stdout and "missing" not in table.stdout
 
 
@@ -395,7 +381,8 @@ def test_a_missing_column_refuses_the_rule(az: Any, server: AzureServer) -> None
     rules = by_id(az("deploy", "--output", "json", workspace=old).json())
     assert rules[SEED_ID]["action"] == "refused"
     assert "SHA256" in rules[SEED_ID]["reason"]
-    assert [rules[i]["action"] for i in COMPANION_IDS] == ["created"] * len(COMPANION_IDS)
+    assert rules[LINUX_ID]["action"] == "refused"
+    assert [rules[i]["action"] for i in OTHER_TABLE_IDS] == ["created"] * len(OTHER_TABLE_IDS)
 
 
 def test_a_missing_column_of_a_companion_table_refuses_that_rule(
@@ -446,19 +433,12 @@ def test_auth_failures_exit_3(az: Any, server: AzureServer, status: int) -> None
     assert "AuthorizationFailed" in run.stderr and "Microsoft Sentinel Reader" in run.stderr
 
 
-def test_no_credential_exits_3(az: Any, server: AzureServer,
-                               monkeypatch: pytest.MonkeyPatch) -> None:
-    from azure.core.exceptions import ClientAuthenticationError
-
-    class NoCredential:
-        def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-            raise ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token")
-
-    monkeypatch.setattr(credentials, "default_credential", lambda cloud, tenant=None:
-                        NoCredential())
+def test_no_credential_exits_3(az: Any, server: AzureServer, identity: Identity) -> None:
+    identity.log_out()
     run = az("deploy")
     assert run.code == 3
     assert "cannot get a token: DefaultAzureCredential failed" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
     assert server.requests == []
 
 
@@ -538,7 +518,7 @@ def test_service_failure_after_retries_exits_4(az: Any, server: AzureServer) -> 
     ("remove", "--subscription-id", "s", "--resource-group", "g", "--workspace", "w",
      "--arm-endpoint", "http://plain-text"),
 ])
-def test_bad_options_exit_2(cli: Callable[..., Any], credential: FakeCredential,
+def test_bad_options_exit_2(cli: Callable[..., Any], identity: Identity,
                             args: tuple[str, ...]) -> None:
     run = cli(*args, "--yes" if args[0] == "remove" else "--output=json",
               env={"AZURE_SUBSCRIPTION_ID": ""})
@@ -548,9 +528,11 @@ def test_bad_options_exit_2(cli: Callable[..., Any], credential: FakeCredential,
 def test_verbose_shows_http_calls_without_the_token(az: Any, server: AzureServer) -> None:
     run = az("deploy", "--verbose")
     assert run.code == 0
-    assert set(iter_bearer_tokens(server)) == {TOKEN}  # the token did travel...
+    tokens = set(iter_bearer_tokens(server))
+    assert len(tokens) == 2  # the tokens (ARM, Logs) did travel...
     output = "".join((run.stdout + run.stderr).split())  # rich wraps long lines
-    assert TOKEN not in output and "eyJ" not in output  # ...but never into the output
+    assert "eyJ" not in output  # ...but never into the output
+    assert not any(token in output for token in tokens)
     assert "Bearer" not in output
     assert f"PUT{server.arm_endpoint}/subscriptions/" in output and "->201" in output
     assert f"POST{server.logs_endpoint}/workspaces/" in output and "/query->200" in output

@@ -52,7 +52,7 @@ def test_companion_folders_are_not_loaded_as_rules() -> None:
     pack = load_pack()
     assert not pack.findings
     assert all("exclusions" not in r.path and "fixtures" not in r.path for r in pack.rules)
-    assert len(pack.rules) == 4
+    assert len(pack.rules) == 5
 
 
 def test_shipped_starters_are_commented_out_so_queries_are_unchanged() -> None:
@@ -197,7 +197,8 @@ def test_expired_entries_are_not_compiled_and_validate_warns(tmp_path: Path) -> 
 @pytest.mark.parametrize(("entry", "message"), [
     ("    reason: r\n    owner: o\n    hostname: x\n", "unknown field 'hostname'"),
     ("    owner: o\n    child: cmd.exe\n", "reason is required"),
-    ("    reason: r\n    owner: o\n    command_line: {regex: '(unclosed'}\n", "invalid regex"),
+    ("    reason: r\n    owner: o\n    command_line: {regex: '(unclosed'}\n",
+     "not a regex Kusto can run"),
     ("    reason: r\n    owner: o\n    child: ''\n", "empty values"),
     ("    reason: r\n    owner: o\n    command_line: {regex: 'a(?!b)'}\n", "RE2"),
     ("    reason: r\n    owner: o\n    child: {like: x}\n", "exactly one of"),
@@ -223,3 +224,74 @@ def test_entries_name_is_sanitised_for_the_comment(tmp_path: Path) -> None:
     assert any("name:" in f.message for f in findings if f.level == "error")
     with pytest.raises(InputError):
         compile.deployed_query(_seed(pack))
+
+
+# --- hostile exclusion values (issue 10) -----------------------------------------------------
+
+
+@pytest.mark.parametrize("pattern", ["(a)\\1", "a*+b", "cmd\\Z", "(?=x)cmd", "(?<!x)cmd"])
+def test_regexes_re2_refuses_are_validate_errors_with_file_and_line(
+        tmp_path: Path, pattern: str) -> None:
+    text = ("exclusions:\n  - name: re\n    reason: r\n    owner: o\n    child: cmd.exe\n"
+            f"    command_line: {{regex: '{pattern}'}}\n")
+    pack = _pack(tmp_path, text)
+    _, findings = validate_paths([tmp_path / "analytics"])
+    [error] = [f for f in findings if f.level == "error"]
+    assert "not a regex Kusto can run" in error.message and repr(pattern) in error.message
+    assert error.path == str(tmp_path / "analytics" / "exclusions" /
+                             "web_server_child_process.yaml")
+    assert error.line == 6
+    with pytest.raises(InputError, match=r"web_server_child_process\.yaml:6: "):
+        compile.deployed_query(_seed(pack))
+
+
+def test_re2_only_syntax_is_accepted_and_runs(tmp_path: Path) -> None:
+    text = ("exclusions:\n  - name: letters\n    reason: r\n    owner: o\n"
+            "    command_line: {regex: '^cmd\\.exe /c \\p{L}+$'}\n")
+    rule = _seed(_pack(tmp_path, text))
+    _, findings = validate_paths([tmp_path / "analytics"])
+    assert not [f for f in findings if f.level == "error"]
+    now = parse_instant("2026-03-01T12:00:00Z")
+    base = {"Timestamp": "2026-03-01T11:00:00Z", "FileName": "cmd.exe",
+            "InitiatingProcessFileName": "w3wp.exe"}
+    rows = [{**base, "DeviceName": "letters", "ProcessCommandLine": "cmd.exe /c whoämi"},
+            {**base, "DeviceName": "digits", "ProcessCommandLine": "cmd.exe /c who4mi"}]
+    result = run_case(rule, Case("re2", now, {"DeviceProcessEvents": rows},
+                                 ({"DeviceName": "x"},)), compile.deployed_query(rule))
+    assert [r["DeviceName"] for r in result.got] == ["digits"]
+
+
+def test_placeholders_in_exclusion_values_stay_literal(tmp_path: Path) -> None:
+    from sentinel_t1190.hunt import Window, windowed_query
+
+    text = ("exclusions:\n  - name: literal\n    reason: r\n    owner: o\n"
+            "    command_line: {contains: '{{StartTimeISO}} and {{EndTimeISO}}'}\n")
+    rule = _seed(_pack(tmp_path, text))
+    window = Window(parse_instant("2026-03-01T00:00:00Z"), parse_instant("2026-03-02T00:00:00Z"))
+    query = windowed_query(rule, window)
+    assert 'ProcessCommandLine contains "{{StartTimeISO}} and {{EndTimeISO}}"' in query
+    assert query.count("{{") == 2  # only the exclusion's: the window is filled in
+    assert "2026-03-01T00:00:00" in query and "2026-03-02T00:00:00" in query
+
+
+@pytest.mark.parametrize("name", ["ok\n", "ok\u202e", "o\x1bk", "ok\t"])
+def test_names_with_control_characters_are_refused(tmp_path: Path, name: str) -> None:
+    import json
+
+    _pack(tmp_path, HCW.replace("name: exchange-hcw", f"name: {json.dumps(name)}"))
+    _, findings = validate_paths([tmp_path / "analytics"])
+    assert [f.line for f in findings if f.level == "error" and "name:" in f.message] == [2]
+
+
+def test_export_refuses_a_query_over_sentinels_limit(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    values = ", ".join(f"host-{i:04}.corp.example" for i in range(500))
+    text = HCW.replace("    parent: msexchangeservicehost.exe\n", f"    device: [{values}]\n")
+    pack = _pack(tmp_path, text)
+    rule = _seed(pack)
+    _, findings = validate_paths([tmp_path / "analytics"])
+    assert [f.code for f in findings if f.level == "error"] == ["query-too-long"]
+    for fmt in ("arm", "bicep", "yaml"):
+        run = cli("export", "--format", fmt, "--pack", str(tmp_path), "--rule", rule.id)
+        assert run.code == 2, (fmt, run.stdout[:200])
+        assert run.stdout == ""
+        assert "the deployed query is" in run.stderr and "Sentinel allows 10,000" in run.stderr

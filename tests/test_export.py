@@ -168,12 +168,13 @@ def test_cli_export_to_folder(cli: Callable[..., Any], tmp_path: Path) -> None:
     assert run.code == 0, run.stderr
     assert run.stdout == ""
     stems = sorted(Path(r.path).stem for r in _rules())
-    assert stems == ["log4shell_jndi_lookup", "sql_injection_in_request",
-                     "web_server_child_process", "web_shell_file_in_web_root"]
+    assert stems == ["linux_web_server_child_process", "log4shell_jndi_lookup",
+                     "sql_injection_in_request", "web_server_child_process",
+                     "web_shell_file_in_web_root"]
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == [
         f"{folder}/{stem}.{ext}" for folder, ext in (("arm", "json"), ("bicep", "bicep"),
                                                      ("yaml", "yaml")) for stem in stems]
-    assert "wrote 12 file(s)" in run.stderr
+    assert "wrote 15 file(s)" in run.stderr
     for stem in stems:  # what the committed infra/ holds, rule by rule
         assert (tmp_path / "arm" / f"{stem}.json").read_text() == (
             ROOT / "infra" / "arm" / f"{stem}.json").read_text()

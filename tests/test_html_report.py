@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from sentinel_t1190.html_report import CSP
+from tests.identity import Identity
 
 HOSTILE_DEVICE = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
 HOSTILE_COMMAND = "cmd.exe /c whoami\u202e<a href=https://e.vil>x</a>\x1b[31m"
@@ -163,3 +164,26 @@ def test_hunt_page_renders_in_headless_chromium(tmp_path: Path, cli: Callable[..
     subprocess.run([*common, f"--screenshot={shot}", "--window-size=1200,900", out.as_uri()],
                    capture_output=True, timeout=120, check=True)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 5000
+
+
+def test_live_hunt_page(tmp_path: Path, cli: Callable[..., Any], identity: Identity) -> None:
+    from sentinel_t1190.sample import sample_files
+    from tests.logs_server import LogsServer
+
+    workspace = "6a1b2c3d-0000-4000-8000-0000000000c1"
+    clock = "2026-01-15T12:00:00Z"
+    with LogsServer() as server:
+        server.add_csv_workspace(workspace, sample_files()[0])
+        env = {"SENTINEL_LOGS_ENDPOINT": server.url, "REQUESTS_CA_BUNDLE": server.ca_path}
+        as_json = cli("hunt", "--workspace-id", workspace, "--now", clock, "--timespan", "7d",
+                      "--output", "json", env=env)
+        out = tmp_path / "live.html"
+        result = cli("hunt", "--workspace-id", workspace, "--now", clock, "--timespan", "7d",
+                     "--output", "html", "--out", str(out), env=env)
+    assert result.code == 0, result.stderr
+    findings = as_json.json()["findings"]
+    page = Page(out.read_text(encoding="utf-8"))
+    check_self_contained(page)
+    assert page.count("circle") == len(findings) > 0
+    assert sorted(r[1] for r in page.rows if len(r) > 5) == sorted(
+        f["DeviceName"] for f in findings)

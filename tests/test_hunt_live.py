@@ -18,18 +18,18 @@ import pytest
 from conftest import squashed, table_column
 
 from sentinel_t1190 import api
-from sentinel_t1190.azure import credentials
 from sentinel_t1190.azure.clouds import resolve_cloud
+from sentinel_t1190.azure.credentials import default_credential
 from sentinel_t1190.azure.logs import LogsClient, LogsQueryFailed, timespan_for
 from sentinel_t1190.errors import AuthError, InputError
 from sentinel_t1190.livehunt import Tally, _seen
 from sentinel_t1190.render import OutputFormat
 from sentinel_t1190.sample import sample_clock, sample_files
+from tests.identity import Identity
 from tests.logs_server import (
     FORBIDDEN,
     GATEWAY_TIMEOUT,
     THROTTLED,
-    FakeCredential,
     LogsServer,
     Scripted,
     engine_error,
@@ -49,12 +49,10 @@ SEMANTIC_400 = error_body(
 
 
 @pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LogsServer]:
+def server(monkeypatch: pytest.MonkeyPatch, identity: Identity) -> Iterator[LogsServer]:
     with LogsServer() as srv:
         srv.add_csv_workspace(WS1, sample_files()[0])
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", srv.ca_path)
-        fake = FakeCredential()
-        monkeypatch.setattr(credentials, "default_credential", lambda *a, **k: fake)
         yield srv
 
 
@@ -174,7 +172,7 @@ def test_400_syntax_error_message_reaches_the_user(server: LogsServer, cli: Any)
 
 def test_kql_the_service_cannot_parse(server: LogsServer) -> None:
     cloud = resolve_cloud(logs_endpoint=server.url)
-    with LogsClient(cloud, FakeCredential()) as client, \
+    with LogsClient(cloud, default_credential(cloud)) as client, \
             pytest.raises(LogsQueryFailed, match="rejected the query") as info:
         client.query(WS1, "DeviceProcessEvents | where", timespan=None, on_rows=print)
     assert info.value.fatal and info.value.status == 400
@@ -209,29 +207,25 @@ def test_504_at_the_minimum_slice_is_incomplete(server: LogsServer, cli: Any) ->
     assert "ADX query timed out" in run.stderr
 
 
-def test_connection_errors_are_retried_then_reported() -> None:
+def test_connection_errors_are_retried_then_reported(identity: Identity) -> None:
     cloud = resolve_cloud(logs_endpoint="https://127.0.0.1:9/v1")
-    with LogsClient(cloud, FakeCredential(), retry_backoff=0.01) as client, \
+    with LogsClient(cloud, default_credential(cloud), retry_backoff=0.01) as client, \
             pytest.raises(LogsQueryFailed, match="could not be reached"):
         client.query(WS1, "print 1", timespan=None, on_rows=print)
 
 
-def test_token_failures_are_auth_errors(server: LogsServer) -> None:
-    from azure.core.exceptions import ClientAuthenticationError
-
-    class NoToken:
-        def get_token(self, *scopes: str, **kwargs: Any) -> Any:
-            raise ClientAuthenticationError("no identity available")
-
+def test_token_failures_are_auth_errors(server: LogsServer, identity: Identity) -> None:
+    identity.log_out()
     cloud = resolve_cloud(logs_endpoint=server.url)
-    with LogsClient(cloud, NoToken()) as client, pytest.raises(AuthError, match="token"):
+    with LogsClient(cloud, default_credential(cloud)) as client, \
+            pytest.raises(AuthError, match="token"):
         client.query(WS1, "print 1", timespan=None, on_rows=print)
 
 
 def test_server_timeout_bounds() -> None:
     cloud = resolve_cloud()
     with pytest.raises(InputError, match=r"1\.\.600"):
-        LogsClient(cloud, FakeCredential(), server_timeout=601)
+        LogsClient(cloud, default_credential(cloud), server_timeout=601)
 
 
 def test_late_ingested_events_are_not_cut_by_timegenerated(server: LogsServer) -> None:
@@ -239,7 +233,8 @@ def test_late_ingested_events_are_not_cut_by_timegenerated(server: LogsServer) -
     # lose the events of its last 20 hours.
     server.add_csv_workspace(WS2, sample_files()[0], delay_sql="INTERVAL 20 HOUR")
     out = io.StringIO()
-    with LogsClient(resolve_cloud(logs_endpoint=server.url), FakeCredential()) as client:
+    cloud = resolve_cloud(logs_endpoint=server.url)
+    with LogsClient(cloud, default_credential(cloud)) as client:
         [result] = api.hunt_live([WS2], lambda r: out, OutputFormat.ndjson, client=client,
                                  timespan="2d", now=sample_clock(),
                                  request_timespan=lambda w: timespan_for(w.start, w.end))
@@ -372,11 +367,8 @@ def test_first_and_last_seen_in_any_order(order: str) -> None:
 
 
 def test_no_credential_is_one_error_line_and_nothing_on_stdout(
-        cli: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    # No fake credential here: the real DefaultAzureCredential finds nothing on this machine.
-    for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET",
-                 "AZURE_FEDERATED_TOKEN_FILE", "IDENTITY_ENDPOINT", "MSI_ENDPOINT"):
-        monkeypatch.delenv(name, raising=False)
+        cli: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, identity: Identity) -> None:
+    # The real DefaultAzureCredential, narrowed to a service principal the environment lacks.
     monkeypatch.setenv("AZURE_TOKEN_CREDENTIALS", "EnvironmentCredential")
     run = cli("hunt", "--workspace-id", "00000000-0000-0000-0000-000000000000")
     assert run.code == 3

@@ -49,7 +49,7 @@ def test_layer_holds_t1190_with_every_rule_that_covers_it(cli: Callable[..., Any
     check_layer_format(layer)
     pack = load_pack()
     covering = {r.id for r in pack.rules if "T1190" in r.techniques}
-    assert len(covering) == 4
+    assert len(covering) == 5
     [t1190] = entries(layer, "T1190")
     assert t1190["tactic"] == "initial-access"
     assert t1190["score"] == len(covering)

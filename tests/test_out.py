@@ -195,15 +195,16 @@ def test_a_missing_folder_is_an_input_error(tmp_path: Path) -> None:
 #: while (the loopback Logs server answers 429 with Retry-After), then writes its result.
 _SLOW_LIVE_HUNT = """
 import sys
-from sentinel_t1190.azure import credentials
+import tempfile
+from pathlib import Path
 from sentinel_t1190.cli import app
 from sentinel_t1190.sample import sample_files
-from tests.logs_server import THROTTLED, FakeCredential, LogsServer, Scripted
+from tests.identity import signed_in
+from tests.logs_server import THROTTLED, LogsServer, Scripted
 
-with LogsServer() as server:
+with LogsServer() as server, tempfile.TemporaryDirectory() as home, signed_in(Path(home)):
     server.add_csv_workspace("11111111-1111-1111-1111-111111111111", sample_files()[0])
     server.add_reply(Scripted(429, THROTTLED, {"Retry-After": "8"}))
-    credentials.default_credential = lambda *a, **k: FakeCredential()
     import os
     os.environ["REQUESTS_CA_BUNDLE"] = server.ca_path
     app(["hunt", "--workspace-id", "11111111-1111-1111-1111-111111111111", "--now",

@@ -23,7 +23,6 @@ from typing import Any
 import pytest
 
 from sentinel_t1190.alert_rule import resource_name
-from sentinel_t1190.azure import credentials
 from sentinel_t1190.azure.clouds import resolve_cloud
 from sentinel_t1190.deploy import Target
 from sentinel_t1190.rollout import (
@@ -37,12 +36,12 @@ from sentinel_t1190.rollout import (
 from sentinel_t1190.rules import load_pack
 from tests.azure_server import Workspace
 from tests.fleet_server import (
-    FakeCredential,
     FleetServer,
     TransientFaults,
     client_kwargs,
     forbidden,
 )
+from tests.identity import Identity
 
 ROOT = Path(__file__).resolve().parent.parent
 RULE_ID = "5b8c3f1e-7d2a-4e6b-9c41-0f3a8e2d1b77"
@@ -55,11 +54,10 @@ def sub(n: int) -> str:
     return f"00000000-0000-0000-0000-{n:012d}"
 
 
-@pytest.fixture
-def credential(monkeypatch: pytest.MonkeyPatch) -> FakeCredential:
-    fake = FakeCredential()
-    monkeypatch.setattr(credentials, "default_credential", lambda cloud, tenant=None: fake)
-    return fake
+@pytest.fixture(autouse=True)
+def signed_in(identity: Identity) -> Identity:
+    """Every test here signs in through the fake `az` (the real DefaultAzureCredential)."""
+    return identity
 
 
 def make_fleet(server: FleetServer, count: int, subscriptions: int = 5) -> list[Workspace]:
@@ -77,8 +75,7 @@ def write_targets(path: Path, workspaces: list[Workspace]) -> Path:
 def factory(server: FleetServer, **kwargs: Any) -> ArmClientFactory:
     cloud = resolve_cloud("AzureCloud", arm_endpoint=server.arm_endpoint,
                           logs_endpoint=server.logs_endpoint)
-    return ArmClientFactory(cloud, credential_factory=lambda _c, _t: FakeCredential(),
-                            **client_kwargs(server), **kwargs)
+    return ArmClientFactory(cloud, **client_kwargs(server), **kwargs)
 
 
 def targets_of(workspaces: list[Workspace]) -> list[Target]:
@@ -93,7 +90,7 @@ def by_workspace(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_fifty_targets_transient_faults_and_one_forbidden(
-        cli: Callable[..., Any], tmp_path: Path, credential: FakeCredential) -> None:
+        cli: Callable[..., Any], tmp_path: Path, identity: Identity) -> None:
     with FleetServer(tmp_path) as server:
         fleet = make_fleet(server, 50)
         denied = fleet[17]
@@ -152,7 +149,7 @@ def test_fifty_targets_transient_faults_and_one_forbidden(
 
 
 def test_resume_without_targets_uses_the_report_and_keeps_other_results(
-        cli: Callable[..., Any], tmp_path: Path, credential: FakeCredential) -> None:
+        cli: Callable[..., Any], tmp_path: Path, identity: Identity) -> None:
     with FleetServer(tmp_path) as server:
         fleet = make_fleet(server, 4)
         server.inject(forbidden(server.key(fleet[2])))
@@ -170,32 +167,16 @@ def test_resume_without_targets_uses_the_report_and_keeps_other_results(
 
 # --- interrupted runs ---------------------------------------------------------------------------
 
-_RUNNER = """
-import sys
-from azure.core.credentials import AccessToken
-from sentinel_t1190.azure import credentials
-
-class Fake:
-    def get_token(self, *scopes, **kwargs):
-        return AccessToken("fake-token", 4102444800)
-
-credentials.default_credential = lambda cloud, tenant=None: Fake()
-from sentinel_t1190.cli import main
-sys.argv = ["sentinel-t1190", *sys.argv[1:]]
-main()
-"""
-
-
 def test_killed_run_resumed_ends_with_every_target_done_once(
-        cli: Callable[..., Any], tmp_path: Path, credential: FakeCredential) -> None:
+        cli: Callable[..., Any], tmp_path: Path, identity: Identity) -> None:
     with FleetServer(tmp_path, latency=0.03) as server:
         fleet = make_fleet(server, 40)
         targets = write_targets(tmp_path / "targets.csv", fleet)
         report = tmp_path / "report.json"
         env = {**os.environ, **server.env, "PYTHONPATH": str(ROOT)}
         process = subprocess.Popen(
-            [sys.executable, "-c", _RUNNER, "rollout", "--targets", str(targets), "--report",
-             str(report), "--concurrency", "2", "--output", "json"],
+            [sys.executable, "-m", "sentinel_t1190", "rollout", "--targets", str(targets),
+             "--report", str(report), "--concurrency", "2", "--output", "json"],
             env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 60
@@ -234,8 +215,8 @@ def test_ctrl_c_names_the_report_to_resume(tmp_path: Path) -> None:
         report = tmp_path / "my report.json"
         env = {**os.environ, **server.env, "PYTHONPATH": str(ROOT)}
         process = subprocess.Popen(
-            [sys.executable, "-c", _RUNNER, "rollout", "--targets", str(targets), "--report",
-             str(report), "--concurrency", "2", "--output", "json"],
+            [sys.executable, "-m", "sentinel_t1190", "rollout", "--targets", str(targets),
+             "--report", str(report), "--concurrency", "2", "--output", "json"],
             env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             text=True)
         try:
@@ -255,8 +236,7 @@ def test_ctrl_c_names_the_report_to_resume(tmp_path: Path) -> None:
 
 
 def test_without_report_the_report_goes_to_the_state_folder(
-        cli: Callable[..., Any], tmp_path: Path, credential: FakeCredential,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        cli: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
@@ -304,7 +284,7 @@ def test_an_exception_mid_run_keeps_every_finished_target(tmp_path: Path) -> Non
 
 
 def test_dry_run_prints_the_fleet_plan_and_writes_nothing(
-        cli: Callable[..., Any], tmp_path: Path, credential: FakeCredential) -> None:
+        cli: Callable[..., Any], tmp_path: Path, identity: Identity) -> None:
     with FleetServer(tmp_path) as server:
         fleet = make_fleet(server, 3)
         # No DeviceProcessEvents: that rule would be auto-disabled, the others can go.
@@ -347,7 +327,7 @@ def test_dry_run_prints_the_fleet_plan_and_writes_nothing(
 
 
 def test_a_refused_rule_shows_even_where_the_rest_is_unchanged(
-        cli: Callable[..., Any], tmp_path: Path, credential: FakeCredential) -> None:
+        cli: Callable[..., Any], tmp_path: Path, identity: Identity) -> None:
     with FleetServer(tmp_path) as server:
         fleet = make_fleet(server, 2)
         del fleet[1].tables["DeviceProcessEvents"]
@@ -405,7 +385,7 @@ def test_prune_deletes_only_retired_rules_the_tool_deployed(tmp_path: Path) -> N
 
 
 def test_prune_through_the_cli_keeps_the_pack_and_foreign_rules(
-        cli: Callable[..., Any], tmp_path: Path, credential: FakeCredential) -> None:
+        cli: Callable[..., Any], tmp_path: Path, identity: Identity) -> None:
     with FleetServer(tmp_path) as server:
         fleet = make_fleet(server, 2)
         for ws in fleet:
@@ -420,7 +400,7 @@ def test_prune_through_the_cli_keeps_the_pack_and_foreign_rules(
 
 
 def test_fleet_status_reports_every_workspace_and_rule(
-        cli: Callable[..., Any], tmp_path: Path, credential: FakeCredential) -> None:
+        cli: Callable[..., Any], tmp_path: Path, identity: Identity) -> None:
     with FleetServer(tmp_path) as server:
         fleet = make_fleet(server, 4)
         rollout(targets_of(fleet[:3]), load_pack(ROOT).rules, factory(server))
@@ -471,27 +451,28 @@ def test_usage_errors_exit_2(cli: Callable[..., Any], tmp_path: Path,
     assert message in run.stderr and run.stdout == ""
 
 
-def test_each_tenant_gets_its_own_credential_once(tmp_path: Path) -> None:
+def test_each_tenant_gets_its_own_credential_once(tmp_path: Path, identity: Identity) -> None:
     tenant_a = "aaaaaaaa-0000-0000-0000-000000000000"
     tenant_b = "bbbbbbbb-0000-0000-0000-000000000000"
+    tenant_c = "cccccccc-0000-0000-0000-000000000000"
+    identity.guest_of(tenant_a, tenant_b, tenant_c)
     with FleetServer(tmp_path) as server:
-        fleet = make_fleet(server, 6)
-        asked: list[str | None] = []
-
-        def per_tenant(_cloud: Any, tenant: str | None) -> FakeCredential:
-            asked.append(tenant)
-            return FakeCredential()
-
+        fleet = make_fleet(server, 6, subscriptions=6)
+        tenants = [tenant_a, tenant_b, None] * 2
+        for ws, tenant in zip(fleet, tenants, strict=True):  # each takes its tenant's tokens
+            server.token_tenants[ws.subscription_id] = tenant or tenant_c
         cloud = resolve_cloud("AzureCloud", arm_endpoint=server.arm_endpoint,
                               logs_endpoint=server.logs_endpoint)
-        clients = ArmClientFactory(cloud, tenant_id="cccccccc-0000-0000-0000-000000000000",
-                                   credential_factory=per_tenant, **client_kwargs(server))
-        tenants = [tenant_a, tenant_b, None] * 2
+        clients = ArmClientFactory(cloud, tenant_id=tenant_c, **client_kwargs(server))
         targets = [Target(w.subscription_id, w.resource_group, w.name, t)
                    for w, t in zip(fleet, tenants, strict=True)]
         report = rollout(targets, load_pack(ROOT).rules, clients, concurrency=3)
     assert report.summary()["created"] == 6
-    assert sorted(asked) == sorted([tenant_a, tenant_b, "cccccccc-0000-0000-0000-000000000000"])
+    # One token per tenant and audience, whatever the number of workspaces in it.
+    asked = [(r.tenant, r.resource) for r in identity.token_requests]
+    assert sorted(asked) == sorted((t, a) for t in (tenant_a, tenant_b, tenant_c)
+                                   for a in ("https://api.loganalytics.io",
+                                             "https://management.azure.com"))
     assert [t["tenant_id"] for t in report.to_dict()["targets"]] == tenants
 
 

@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 
 import sentinel_t1190 as st
-from sentinel_t1190.azure import credentials
+from sentinel_t1190.azure.clouds import resolve_cloud
+from sentinel_t1190.azure.credentials import default_credential
 from sentinel_t1190.deploy import Action, Target
-from tests.fleet_server import FakeCredential, FleetServer, forbidden
+from tests.fleet_server import FleetServer, forbidden
+from tests.identity import Identity
 
 ROOT = Path(__file__).resolve().parent.parent
 SUB = "00000000-0000-0000-0000-000000000001"
@@ -21,9 +23,7 @@ PACK_IDS = [r.id for r in st.load_pack(ROOT).rules]
 
 
 @pytest.fixture
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setattr(credentials, "default_credential", lambda cloud, tenant=None:
-                        FakeCredential())
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, identity: Identity) -> Any:
     with FleetServer(tmp_path) as fleet:
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(fleet.ca_path))
         yield fleet
@@ -58,22 +58,25 @@ def test_plan_and_deploy_a_chosen_rule(server: FleetServer) -> None:
 
 
 def test_rollout_and_fleet_status_with_one_credential_for_all(server: FleetServer,
-                                                               tmp_path: Path) -> None:
+                                                               tmp_path: Path,
+                                                               identity: Identity) -> None:
     targets = [Target(SUB, "rg", f"ws-{i}") for i in range(3)]
     for t in targets:
         server.add_fleet_workspace(t.subscription_id, t.resource_group, t.workspace)
     seen: list[str] = []
     report = st.run_rollout(targets, concurrency=2, report_path=tmp_path / "r.json",
-                        credential=FakeCredential(), on_result=lambda r: seen.append(r.status),
-                        **endpoints(server))
+                        credential=default_credential(resolve_cloud()),
+                        on_result=lambda r: seen.append(r.status), **endpoints(server))
     assert report.summary()["created"] == 3 and sorted(seen) == ["created"] * 3
+    # The one credential given, and its tokens, served every workspace: one per audience.
+    assert len(identity.token_requests) == 2
     assert json.loads((tmp_path / "r.json").read_text())["complete"] is True
     fleet = st.fleet_status(targets, **endpoints(server))
     assert fleet.in_sync and fleet.summary()["in-sync"] == 3
 
 
 def test_example_script_plans_then_applies_then_resumes(server: FleetServer, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        identity: Identity,
                                                         capsys: pytest.CaptureFixture[str],
                                                         ) -> None:
     inventory = tmp_path / "inventory.json"
@@ -84,6 +87,7 @@ def test_example_script_plans_then_applies_then_resumes(server: FleetServer, tmp
          "workspaces": [{"subscription_id": SUB, "resource_group": "rg2",
                          "name": "fabrikam-ws"}]},
     ]))
+    identity.guest_of("dddddddd-0000-0000-0000-000000000000")
     contoso = server.add_fleet_workspace(SUB, "rg", "contoso-ws")
     fabrikam = server.add_fleet_workspace(SUB, "rg2", "fabrikam-ws")
     main = runpy.run_path(str(ROOT / "examples" / "rollout_script.py"))["main"]

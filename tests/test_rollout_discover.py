@@ -8,15 +8,17 @@ from typing import Any
 
 import pytest
 
-from sentinel_t1190.azure import credentials, resourcegraph
+from sentinel_t1190.azure import resourcegraph
 from sentinel_t1190.azure.clouds import resolve_cloud
+from sentinel_t1190.azure.credentials import default_credential
 from sentinel_t1190.azure.resourcegraph import QueryPacer, discover_workspaces, parse_workspace_id
 from sentinel_t1190.deploy import Target
 from sentinel_t1190.errors import AuthError, AzureServiceError, InputError
 from sentinel_t1190.rules import load_pack
 from sentinel_t1190.targets import target_key
 from tests.azure_server import Reply, fail
-from tests.fleet_server import FakeCredential, FleetServer, client_kwargs
+from tests.fleet_server import FleetServer, client_kwargs
+from tests.identity import Identity
 
 OWN = "00000000-0000-0000-0000-00000000000a"
 DELEGATED = "00000000-0000-0000-0000-00000000000b"  # a customer's, delegated via Lighthouse
@@ -25,7 +27,7 @@ CUSTOMER_TENANT = "dddddddd-0000-0000-0000-000000000000"
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[FleetServer]:
+def server(tmp_path: Path, identity: Identity) -> Iterator[FleetServer]:
     with FleetServer(tmp_path, page_size=7) as fleet:
         for i in range(10):
             fleet.add_fleet_workspace(OWN, f"rg-{i % 2}", f"soc-{i:02d}")
@@ -42,7 +44,7 @@ def server(tmp_path: Path) -> Iterator[FleetServer]:
 
 def graph(server: FleetServer) -> Any:
     cloud = resolve_cloud("AzureCloud", arm_endpoint=server.arm_endpoint)
-    return resourcegraph.graph_client(FakeCredential(), cloud, **client_kwargs(server))
+    return resourcegraph.graph_client(default_credential(cloud), cloud, **client_kwargs(server))
 
 
 def fast_pacer() -> QueryPacer:
@@ -90,11 +92,7 @@ def test_access_denied_is_an_auth_error(server: FleetServer) -> None:
 
 
 def test_rollout_and_status_discover_through_the_cli(
-        server: FleetServer, cli: Callable[..., Any], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(credentials, "default_credential", lambda cloud, tenant=None:
-                        FakeCredential())
-    monkeypatch.setattr(resourcegraph, "DEFAULT_PACER", fast_pacer())
+        server: FleetServer, cli: Callable[..., Any], tmp_path: Path) -> None:
     plan = cli("rollout", "--discover", "--dry-run", "--report", str(tmp_path / "p.json"),
                "--output", "json", env=server.env)
     assert plan.code == 0, plan.stderr
@@ -108,10 +106,7 @@ def test_rollout_and_status_discover_through_the_cli(
     assert doc["summary"]["total"] == 8 and doc["summary"]["rules_missing"] == 8 * rules
 
 
-def test_nothing_found_is_an_input_error(server: FleetServer, cli: Callable[..., Any],
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(credentials, "default_credential", lambda cloud, tenant=None:
-                        FakeCredential())
+def test_nothing_found_is_an_input_error(server: FleetServer, cli: Callable[..., Any]) -> None:
     run = cli("rollout", "--discover", "--subscription-id", HIDDEN.replace("c", "e"),
               env=server.env)
     assert run.code == 2 and "found no Sentinel-enabled workspace" in run.stderr
@@ -148,10 +143,8 @@ def test_workspace_ids_are_parsed_strictly() -> None:
                            "virtualMachines/vm")
 
 
-def test_discovery_denied_exits_3_through_the_cli(server: FleetServer, cli: Callable[..., Any],
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(credentials, "default_credential", lambda cloud, tenant=None:
-                        FakeCredential())
+def test_discovery_denied_exits_3_through_the_cli(server: FleetServer,
+                                                  cli: Callable[..., Any]) -> None:
     server.inject(fail(403, times=-1, contains="resourcegraph", code="AuthorizationFailed",
                        message="no read access"))
     run = cli("rollout", "--discover", env=server.env)

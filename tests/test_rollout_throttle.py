@@ -11,7 +11,8 @@ from sentinel_t1190.azure.throttle import ArmThrottle, Bucket
 from sentinel_t1190.deploy import Target
 from sentinel_t1190.rollout import ArmClientFactory, rollout
 from sentinel_t1190.rules import load_pack
-from tests.fleet_server import FakeCredential, FleetServer, client_kwargs
+from tests.fleet_server import FleetServer, client_kwargs
+from tests.identity import Identity
 
 ROOT = Path(__file__).resolve().parent.parent
 SUB = "00000000-0000-0000-0000-000000000001"
@@ -69,8 +70,7 @@ def _run(tmp_path: Path, floor: float) -> tuple[int, float, dict[str, int]]:
                               logs_endpoint=server.logs_endpoint)
         bucket = Bucket(12, 6, floor)
         throttle = ArmThrottle({"reads": bucket, "writes": bucket, "deletes": bucket})
-        clients = ArmClientFactory(cloud, credential_factory=lambda _c, _t: FakeCredential(),
-                                   throttle=throttle, **client_kwargs(server))
+        clients = ArmClientFactory(cloud, throttle=throttle, **client_kwargs(server))
         targets = [Target(w.subscription_id, w.resource_group, w.name) for w in workspaces]
         report = rollout(targets, load_pack(ROOT).rules, clients, concurrency=8,
                          throttle=throttle)
@@ -78,7 +78,7 @@ def _run(tmp_path: Path, floor: float) -> tuple[int, float, dict[str, int]]:
 
 
 def test_a_fleet_in_one_subscription_slows_down_instead_of_being_throttled(
-        tmp_path: Path) -> None:
+        tmp_path: Path, identity: Identity) -> None:
     throttled, waited, summary = _run(tmp_path / "careful", floor=3)
     assert summary["created"] == 8 and summary["failed"] == 0
     assert waited > 0

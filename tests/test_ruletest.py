@@ -33,7 +33,7 @@ def test_pack_passes_with_a_positive_and_negative_case_per_rule(cli: Callable) -
     assert run.code == 0, run.stdout
     doc = run.json()
     assert doc["passed"] is True
-    assert doc["summary"]["rules"] == 4
+    assert doc["summary"]["rules"] == 5
     assert doc["summary"]["cases_failed"] == 0
     for rule in doc["rules"]:
         kinds = {c["kind"] for c in rule["cases"]}

@@ -2,8 +2,9 @@
 the documented shape or one of our errors — never another exception (issue 10, item 7).
 
 Fixed seed and no example database (nothing written outside tmp_path), a few hundred
-examples each. The ARM and Resource Graph properties go through the real SDK clients to the
-loopback fleet server, one server for all examples.
+examples each. The ARM and Resource Graph properties go through the real SDK clients (and
+the real DefaultAzureCredential, signed in through the fake ``az``) to the loopback fleet
+server, one server for all examples.
 """
 
 from __future__ import annotations
@@ -18,15 +19,19 @@ from hypothesis import strategies as st
 
 from sentinel_t1190.azure import arm, resourcegraph
 from sentinel_t1190.azure.clouds import resolve_cloud
+from sentinel_t1190.azure.credentials import default_credential
 from sentinel_t1190.deploy import TableCheck, Target, WorkspaceInfo
 from sentinel_t1190.errors import SentinelT1190Error
 from sentinel_t1190.logs_response import ResponseFormatError, parse_chunks
 from tests.azure_server import Reply, Request, Workspace
-from tests.fleet_server import FakeCredential, FleetServer, client_kwargs
+from tests.fleet_server import FleetServer, client_kwargs
+from tests.identity import signed_in
 
 SEED = 1190
 FUZZ = settings(max_examples=300, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
+#: Through HTTP and the SDK: fewer examples, each is a request.
+FUZZ_HTTP = settings(FUZZ, max_examples=200)
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
                     st.text(max_size=30))
@@ -121,14 +126,31 @@ class _Scripted:
         return self.reply
 
 
+class _TokenOnce:
+    """The real DefaultAzureCredential (signed in through the fake ``az``), asked once: a
+    new client per example must not start ``az`` hundreds of times."""
+
+    def __init__(self, credential: Any) -> None:
+        self._credential = credential
+        self._tokens: dict[tuple[str, ...], Any] = {}
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        if scopes not in self._tokens:
+            self._tokens[scopes] = self._credential.get_token(*scopes, **kwargs)
+        return self._tokens[scopes]
+
+
+Fleet = tuple[FleetServer, Workspace, _Scripted, _TokenOnce]
+
+
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory
-          ) -> Iterator[tuple[FleetServer, Workspace, _Scripted]]:
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     scripted = _Scripted()
-    with FleetServer(tmp_path_factory.mktemp("fuzz")) as server:
+    with signed_in(tmp_path_factory.mktemp("identity")), \
+            FleetServer(tmp_path_factory.mktemp("fuzz")) as server:
         ws = server.add_fleet_workspace("00000000-0000-0000-0000-000000000001", "rg", "ws")
         server.inject(scripted)
-        yield server, ws, scripted
+        yield server, ws, scripted, _TokenOnce(default_credential(resolve_cloud()))
 
 
 def _is_rule(value: Any) -> bool:
@@ -170,20 +192,19 @@ ARM_ANSWERS: dict[str, st.SearchStrategy[Any]] = {
 
 
 @seed(SEED)
-@FUZZ
+@FUZZ_HTTP
 @given(call_answer=st.sampled_from(sorted(ARM_CALLS)).flatmap(
     lambda call: st.tuples(st.just(call), ARM_ANSWERS[call])),
     status=st.sampled_from([200, 201]))
 def test_any_arm_answer_is_a_result_or_our_error(
-        fleet: tuple[FleetServer, Workspace, _Scripted], call_answer: tuple[str, Any],
-        status: int) -> None:
-    server, ws, scripted = fleet
+        fleet: Fleet, call_answer: tuple[str, Any], status: int) -> None:
+    server, ws, scripted, credential = fleet
     call, answer = call_answer
     where, method, valid = ARM_CALLS[call]
     scripted.contains, scripted.reply = where, Reply(status, answer)
     cloud = resolve_cloud("AzureCloud", arm_endpoint=server.arm_endpoint,
                           logs_endpoint=server.logs_endpoint)
-    with arm.workspace_client(FakeCredential(), cloud, ws.subscription_id, ws.resource_group,
+    with arm.workspace_client(credential, cloud, ws.subscription_id, ws.resource_group,
                               ws.name, retry_total=0, **client_kwargs(server)) as client:
         try:
             result = method(client)
@@ -203,14 +224,14 @@ graph_answers = st.one_of(json_values, st.fixed_dictionaries(
 
 
 @seed(SEED)
-@FUZZ
+@FUZZ_HTTP
 @given(answer=graph_answers)
 def test_any_resource_graph_answer_is_workspaces_or_our_error(
-        fleet: tuple[FleetServer, Workspace, _Scripted], answer: Any) -> None:
-    server, _ws, scripted = fleet
+        fleet: Fleet, answer: Any) -> None:
+    server, _ws, scripted, credential = fleet
     scripted.contains, scripted.reply = "microsoft.resourcegraph", Reply(200, answer)
     cloud = resolve_cloud("AzureCloud", arm_endpoint=server.arm_endpoint)
-    with resourcegraph.graph_client(FakeCredential(), cloud, retry_total=0,
+    with resourcegraph.graph_client(credential, cloud, retry_total=0,
                                     **client_kwargs(server)) as client:
         try:
             found = resourcegraph.discover_workspaces(

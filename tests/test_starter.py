@@ -59,7 +59,7 @@ def test_init_pack_validates_and_its_tests_pass(pack: Path, cli: Callable[..., A
         assert (pack / path).exists(), path
     validated = cli("validate", "--pack", str(pack), "--output", "json")
     assert validated.code == 0, validated.stdout
-    assert validated.json()["checked"] == 8
+    assert validated.json()["checked"] == 10
     tested = cli("test", "--pack", str(pack), "--output", "json")
     assert tested.code == 0, tested.stdout
     assert tested.json()["passed"] is True

@@ -100,3 +100,46 @@ def test_dedupe_and_key() -> None:
     a, b = Target(SUB, "rg", "ws-a"), Target(SUB.upper(), "RG", "WS-A", TENANT)
     assert target_key(a) == target_key(b)
     assert dedupe([a, b, Target(SUB2, "rg", "ws-a")]) == [a, Target(SUB2, "rg", "ws-a")]
+
+
+# --- hostile files (issue 10) ----------------------------------------------------------------
+
+
+def test_a_quoted_multi_line_cell_is_an_error_with_its_line_not_a_traceback() -> None:
+    text = (f"# inventory\nsubscription_id,resource_group,workspace\n{SUB},rg,\"ws-a\nws-b\"\n"
+            f"{SUB2},rg,ws-c\n")
+    with pytest.raises(InputError) as caught:
+        parse_targets(text, fmt="csv", source="t.csv")
+    assert str(caught.value) == ("1 problem(s) in the targets file:\n  t.csv:3: a quoted cell "
+                                 "spans several lines (a target is one line)")
+
+
+def test_lines_after_a_multi_line_cell_keep_their_numbers() -> None:
+    text = (f"subscription_id,resource_group,workspace,note\n{SUB},rg,ws-a,\"two\nlines\"\n"
+            f"{SUB2},rg,bad_name!,x\n")
+    with pytest.raises(InputError, match=r"t\.csv:2: a quoted cell") as caught:
+        parse_targets(text, fmt="csv", source="t.csv")
+    assert "t.csv:4: workspace 'bad_name!'" in str(caught.value)
+
+
+def test_an_unterminated_quote_is_an_error_with_its_line() -> None:
+    text = f"subscription_id,resource_group,workspace\n{SUB},rg,ws-a\n{SUB2},rg,\"ws-b\n"
+    with pytest.raises(InputError, match=r"t\.csv:3: not valid CSV"):
+        parse_targets(text, fmt="csv", source="t.csv")
+
+
+@pytest.mark.parametrize(("fmt", "text", "problem"), [
+    ("csv", f"subscription_id,resource_group,workspace,workspaceName\n{SUB},rg,ws-a,ws-b\n",
+     "t:1: the header names workspace more than once ('workspace', 'workspaceName')"),
+    ("csv", f"subscriptionId,resource_group,workspace,Subscription\n{SUB},rg,ws-a,{SUB2}\n",
+     "t:1: the header names subscription_id more than once ('subscriptionId', "
+     "'Subscription')"),
+    ("yaml", f"- {{subscription_id: '{SUB}', resource_group: rg, workspace: ws-a, "
+     "workspaceName: ws-b}\n",
+     "t:1: workspace is given more than once ('workspace', 'workspaceName')"),
+])
+def test_two_columns_for_one_field_are_an_error_naming_them(fmt: str, text: str,
+                                                            problem: str) -> None:
+    with pytest.raises(InputError) as caught:
+        parse_targets(text, fmt=fmt, source="t")
+    assert problem in str(caught.value)

@@ -183,13 +183,19 @@ def _hand_on(document: Any, where: str, cap: int, on_rows: Callable[[list[list[A
     return HuntingAnswer(names, types, len(results), cap)
 
 
-def _raise_for_status(status: int, text: str, where: str) -> None:
+def _error_message(status: int, text: str) -> str:
+    """``code: message`` of a Graph error body, or the status."""
     try:
         error = json.loads(text).get("error") or {}
     except (ValueError, AttributeError):
         error = {}
-    message = (f"{error.get('code')}: {error.get('message')}" if isinstance(error, dict)
-               and error.get("message") else f"HTTP {status}")
+    if isinstance(error, dict) and error.get("message"):
+        return f"{error.get('code')}: {error.get('message')}"
+    return f"HTTP {status}"
+
+
+def _raise_for_status(status: int, text: str, where: str) -> None:
+    message = _error_message(status, text)
     if status in (401, 403):
         raise LogsAuthError(f"{where}: not allowed (HTTP {status}, {message}); the identity "
                             f"needs the Microsoft Graph permission {HUNTING_PERMISSION}")
@@ -253,11 +259,7 @@ class DetectionRulesClient:
         if status == 404:
             return status, None
         if status >= 400:
-            try:
-                error = json.loads(text).get("error") or {}
-                message = f"{error.get('code')}: {error.get('message')}"
-            except (ValueError, AttributeError):
-                message = f"HTTP {status}"
+            message = _error_message(status, text)
             if status in (401, 403):
                 raise AuthError(f"{what}: not allowed (HTTP {status}, {message}); the identity "
                                 f"needs the Microsoft Graph permission {RULES_PERMISSION}")

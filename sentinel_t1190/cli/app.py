@@ -5,12 +5,15 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import traceback
 from typing import Any
 
 import typer
 from typer.core import TyperArgument, TyperGroup
 
 from .._version import __version__
+from ..errors import ExitCode, internal_error_message
+from ..safe_text import visible
 from .examples import epilog
 
 
@@ -71,7 +74,12 @@ class _OneLineErrors(TyperGroup):
             # (`… | head`) ends here without standalone mode: exit as a process killed by
             # SIGPIPE would, not with 1 ("found something").
             code = 0 if exc.code in (0, None) else 141
-        code = code if isinstance(code, int) else 0
+        except Exception as exc:  # a bug outside any command (parsing, callbacks): exit 5
+            if "--debug" in (sys.argv[1:] if args is None else list(args)):
+                traceback.print_exc(file=sys.stderr)
+            typer.echo(f"error: {visible(internal_error_message(exc))}", err=True)
+            code = ExitCode.INTERNAL
+        code = int(code) if isinstance(code, int) else 0
         if standalone_mode:
             sys.exit(code)
         return code

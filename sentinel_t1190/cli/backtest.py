@@ -31,6 +31,14 @@ ReportOutput = Annotated[ReportFormat, typer.Option(
     help="table for people, json for machines, markdown for a pull-request comment, html "
     "for one self-contained page.")]
 
+#: The window options backtest and health share (hunt words its own).
+WindowStart = Annotated[str | None, typer.Option(
+    "--start", metavar="TIME", help="Window start (exclusive), ISO 8601.")]
+WindowEnd = Annotated[str | None, typer.Option(
+    "--end", metavar="TIME", help="Window end (inclusive), ISO 8601. Default: now.")]
+Clock = Annotated[str | None, typer.Option(
+    "--now", metavar="TIME", help="Pin the clock (ISO 8601), e.g. for old exports.")]
+
 
 @app.command("backtest")
 @command
@@ -57,12 +65,9 @@ def backtest_command(
     timespan: Annotated[str | None, typer.Option(
         "--timespan", "-t", metavar="DURATION",
         help="How far back from --end/--now: 24h, 7d, PT36H... [default: 7d]")] = None,
-    start: Annotated[str | None, typer.Option(
-        "--start", metavar="TIME", help="Window start (exclusive), ISO 8601.")] = None,
-    end: Annotated[str | None, typer.Option(
-        "--end", metavar="TIME", help="Window end (inclusive), ISO 8601. Default: now.")] = None,
-    now: Annotated[str | None, typer.Option(
-        "--now", metavar="TIME", help="Pin the clock (ISO 8601), e.g. for old exports.")] = None,
+    start: WindowStart = None,
+    end: WindowEnd = None,
+    now: Clock = None,
     fail_on_added: Annotated[bool, typer.Option(
         "--fail-on-added", help="Exit 1 when the change adds findings.")] = False,
     fail_on_removed: Annotated[bool, typer.Option(

@@ -14,7 +14,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from ..errors import ExitCode, SentinelT1190Error
+from ..errors import ExitCode, SentinelT1190Error, internal_error_message
 from ..render import OutputFormat
 from ..safe_text import markup, visible
 
@@ -165,9 +165,26 @@ def command(func: F) -> F:
         except Terminated:
             typer.echo("error: terminated", err=True)
             raise typer.Exit(143) from None
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except Exception as exc:  # a bug: one line and exit 5, never a traceback or exit 1
+            if debug:
+                traceback.print_exc(file=sys.stderr)
+            typer.echo(f"error: {visible(internal_error_message(exc))}", err=True)
+            raise typer.Exit(int(ExitCode.INTERNAL)) from None
         raise typer.Exit(int(code or ExitCode.OK))
 
     return wrapper  # type: ignore[return-value]
+
+
+def from_command_line(ctx: typer.Context, name: str) -> bool:
+    """Whether option *name* was typed, not filled from its environment variable or default.
+
+    Environment variables are defaults: a command ignores one where it does not apply
+    (AZURE_SUBSCRIPTION_ID beside --targets), while the same flag typed there is an error.
+    """
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
 
 
 class Terminated(BaseException):  # like KeyboardInterrupt: not caught as an Exception

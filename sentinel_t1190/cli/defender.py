@@ -6,13 +6,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import typer
-
 from .. import render
 from ..errors import ExitCode
 from ..render import OutputFormat
-from ..safe_text import visible
 from .common import GraphEndpoint, found, not_in_sync, output_stream, refused_summary, warn
+from .deploy import deploy_exit
 
 if TYPE_CHECKING:
     from ..azure.graph import DetectionRulesClient
@@ -43,13 +41,7 @@ def deploy(rules: Sequence[Rule], *, dry_run: bool, disabled: bool, isolate: boo
         result = defender_deploy.deploy(client, rules, tenant=tenant_id, dry_run=dry_run,
                                         disabled=disabled, isolate=isolate)
     _render(result, "action", "deploy", output, out)
-    for step in result.failed:
-        typer.echo(f"error: rule {step.rule.id}: {visible(step.reason or '')}", err=True)
-    if result.failed:
-        return ExitCode.SERVICE
-    if result.refused and not allow_refused:
-        return found(refused_summary(r.rule for r in result.refused))
-    return ExitCode.OK
+    return deploy_exit(result.failed, result.refused, allow_refused)
 
 
 def status(rules: Sequence[Rule], *, allow_refused: bool, cloud: str, tenant_id: str | None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -37,7 +38,7 @@ from .common import (
 
 if TYPE_CHECKING:
     from ..azure.arm import SentinelWorkspaceClient
-    from ..deploy import Target
+    from ..deploy import RulePlan, Target
 
 
 def connect(target: Target, cloud: str, arm_endpoint: str | None,
@@ -105,11 +106,17 @@ def deploy_command(
         result = deploy(client, rules, dry_run=dry_run, disabled=disabled, force=force)
     with output_stream(out) as stream:
         render.deploy_result(result, output, stream)
-    for step in result.failed:
+    return deploy_exit(result.failed, result.refused, allow_refused)
+
+
+def deploy_exit(failed: Sequence[RulePlan], refused: Sequence[RulePlan],
+                allow_refused: bool) -> int:
+    """A deploy's exit code, with the reason of each failure on stderr."""
+    for step in failed:
         typer.echo(f"error: rule {step.rule.id}: {visible(step.reason or '')}", err=True)
-    if result.failed:
+    if failed:
         return ExitCode.SERVICE
-    if result.refused and not allow_refused:
-        return found(refused_summary(r.rule for r in result.refused))
+    if refused and not allow_refused:
+        return found(refused_summary(r.rule for r in refused))
     return ExitCode.OK
 

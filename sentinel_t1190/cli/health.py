@@ -11,7 +11,7 @@ from ..errors import ExitCode, InputError
 from ..reports import ReportFormat
 from ..timespan import parse_instant
 from .app import app
-from .backtest import ReportOutput
+from .backtest import Clock, ReportOutput, WindowEnd, WindowStart
 from .common import (
     ArmEndpoint,
     CloudOpt,
@@ -46,12 +46,9 @@ def health_command(
     timespan: Annotated[str | None, typer.Option(
         "--timespan", "-t", metavar="DURATION",
         help="How far back from --end/--now: 7d, 30d, P30D... [default: 30d]")] = None,
-    start: Annotated[str | None, typer.Option(
-        "--start", metavar="TIME", help="Window start, ISO 8601.")] = None,
-    end: Annotated[str | None, typer.Option(
-        "--end", metavar="TIME", help="Window end, ISO 8601. Default: now.")] = None,
-    now: Annotated[str | None, typer.Option(
-        "--now", metavar="TIME", help="Pin the clock (ISO 8601).")] = None,
+    start: WindowStart = None,
+    end: WindowEnd = None,
+    now: Clock = None,
     noisy_per_day: Annotated[float, typer.Option(
         "--noisy-alerts-per-day", metavar="N", min=0,
         help="Flag a rule raising more alerts than this per day as noisy.")] = 10.0,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -315,17 +315,17 @@ def hunt_command(
             "(the bundled sample telemetry) or --workspace-id GUID (live)"
         )
     clock = parse_instant(now) if now else None
-    with _progress(paths):
-        results = api.hunt_local(
-            paths, rule_ids=rule, timespan=timespan, start=start, end=end, now=clock,
-            sample=sample, pack=pack,
-        )
-    for result in results:
-        for message in result.warnings:
-            warn(message)
-    with _report_stream(out, html) as stream:
-        render.hunt(results, fmt, stream, raw_csv=csv_raw)
-    total = sum(len(r.findings) for r in results)
+    with ExitStack() as stack:
+        with _progress(paths):
+            results = stack.enter_context(api.hunt_local_stored(
+                paths, rule_ids=rule, timespan=timespan, start=start, end=end, now=clock,
+                sample=sample, pack=pack))
+        for result in results:
+            for message in result.warnings:
+                warn(message)
+        with _report_stream(out, html) as stream:
+            render.hunt(results, fmt, stream, raw_csv=csv_raw)
+        total = sum(r.total for r in results)
     if fail_on_findings and total:
         return found(f"{total} finding(s) and --fail-on-findings")
     return ExitCode.OK

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typer
+
 from .. import render
 from ..errors import ExitCode
 from ..render import OutputFormat
@@ -25,6 +27,7 @@ from .common import (
     Verbose,
     command,
     found,
+    from_command_line,
     not_in_sync,
     output_stream,
     refused_summary,
@@ -37,6 +40,7 @@ from .rollout import Concurrency, Discover, TargetsFile, fleet_status
 @app.command("status")
 @command
 def status_command(
+    ctx: typer.Context,
     subscription_id: OptSubscription = None,
     resource_group: OptResourceGroup = None,
     workspace: OptWorkspace = None,
@@ -71,6 +75,8 @@ def status_command(
     # Extension point: fleet forms (--targets/--discover) branch here, before the single
     # target is required.
     if targets is not None or discover:
+        if not from_command_line(ctx, "subscription_id"):
+            subscription_id = None  # AZURE_SUBSCRIPTION_ID names no fleet: a default only
         return fleet_status(targets, discover, subscription_id, resource_group, workspace,
                             rule, concurrency, cloud, tenant_id, arm_endpoint, logs_endpoint,
                             output, out, pack_dir, allow_refused)
