@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 from typer.testing import CliRunner
 
 from sentinel_t1190.cli import app
@@ -81,3 +82,11 @@ def table_column(text: str, header: str) -> str:
 def squashed(text: str) -> str:
     """*text* without whitespace."""
     return "".join(text.split())
+
+
+# Property-based tests: the same examples on every run (derandomized), a few hundred each at
+# most, no example database (nothing written outside tmp_path), no per-example deadline on a
+# shared CI machine.
+settings.register_profile("ci", derandomize=True, database=None, deadline=None,
+                          max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ci")
