@@ -148,9 +148,13 @@ def backtest(
     start: str | None = None,
     end: str | None = None,
     now: datetime | None = None,
+    fetch_deployed: Callable[[str], dict[str, Any] | None] | None = None,
+    deployed_where: dict[str, Any] | None = None,
 ) -> BacktestResult:
-    """The pack (default bundled) against *baseline* — a pack folder or a git revision of
-    the pack's repository — over the same data: local telemetry *files*, or live
+    """The pack (default bundled) against *baseline* — a pack folder, a git revision of
+    the pack's repository, or ``deployed`` (each rule as deployed in a workspace,
+    ``fetch_deployed(name)`` reading the alert rule; both sides then run their scheduled
+    query over the window) — over the same data: local telemetry *files*, or live
     *workspaces* through *client* (the hunt machinery: slices, splits, completeness). Per
     rule added/removed/unchanged findings, per exclusion the findings it suppresses.
     Default window: 7 days."""
@@ -174,9 +178,20 @@ def backtest(
         run = _backtest.live_runner(list(dict.fromkeys(workspaces)), window, client,
                                     options=options, timespan=request_timespan)
         source = {"kind": "workspaces", "workspaces": list(dict.fromkeys(workspaces))}
+    rules = current.select(rule_ids)
+    if baseline == "deployed":
+        if fetch_deployed is None:
+            raise InputError("--baseline deployed needs the workspace the rules are deployed "
+                             "in: --subscription-id, --resource-group and --workspace")
+        scheduled, notes = _backtest.as_scheduled(rules)
+        old, info, more = _backtest.deployed_pack(rules, fetch_deployed, deployed_where or {})
+        result = _backtest.backtest(scheduled, old, run, baseline_info=info, source=source,
+                                    window=window, include_deleted=False)
+        result.warnings[:0] = [*notes, *more]
+        return result
     with _backtest.baseline_pack(baseline, current.root or Path(".")) as (old, info):
-        return _backtest.backtest(current.select(rule_ids), old, run, baseline_info=info,
-                                  source=source, window=window, include_deleted=not rule_ids)
+        return _backtest.backtest(rules, old, run, baseline_info=info, source=source,
+                                  window=window, include_deleted=not rule_ids)
 
 
 def health(

@@ -18,6 +18,7 @@ workspace through the hunt machinery — so the comparison itself is one code pa
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import tarfile
 import tempfile
@@ -331,3 +332,75 @@ def live_runner(workspaces: Sequence[str], window: Window, client: LogsQuerier, 
         return RunOutput(found.columns, rows, found.complete, warnings)
 
     return run
+
+
+# --- the deployed versions as the baseline -----------------------------------------------------
+
+#: A time filter as deployed rules have it: ``| where Timestamp > ago(1h)`` under the table.
+_AGO_FILTER = re.compile(r"^(\s*)\|\s*where\s+([A-Za-z_]\w*)\s*>\s*ago\(\s*[^()]*\)\s*$")
+_WINDOW_LETS = ("let starttime = todatetime('{{StartTimeISO}}');\n"
+                "let endtime = todatetime('{{EndTimeISO}}');\n")
+
+
+def windowed(query: str, tables: Sequence[str]) -> str | None:
+    """A scheduled rule's query with each table's ``ago()`` time filter (the line under the
+    line naming the table) turned into the hunting window, as the pack's hunting queries
+    write it; None when the query has no such filter (edited outside the pack's layout)."""
+    lines = query.splitlines()
+    changed = False
+    for i, line in enumerate(lines[:-1]):
+        found = _AGO_FILTER.match(lines[i + 1]) if line.strip() in tables else None
+        if found:
+            lines[i + 1] = (f"{found[1]}| where {found[2]} > starttime and "
+                            f"{found[2]} <= endtime")
+            changed = True
+    return _WINDOW_LETS + "\n".join(lines) + "\n" if changed else None
+
+
+def _with_query(rule: Rule, query: str, **changes: Any) -> Rule:
+    from .rules import HuntingQuery
+
+    hunting = HuntingQuery(rule.hunting.id if rule.hunting else rule.id, rule.name, query,
+                           rule.id, rule.path, {})
+    return replace(rule, hunting=hunting, **changes)
+
+
+def as_scheduled(rules: Sequence[Rule]) -> tuple[list[Rule], list[str]]:
+    """*rules* running their scheduled query over the window (their exclusions compiled in
+    as deploy does), to compare like with like against deployed rules."""
+    out, warnings = [], []
+    for rule in rules:
+        query = windowed(rule.query, rule.tables)
+        if query is None:
+            warnings.append(f"rule {rule.name!r}: its query has no `| where Col > ago(...)` "
+                            "under its table; its hunting query stands in for it")
+            out.append(rule)
+        else:
+            out.append(_with_query(rule, query))
+    return out, warnings
+
+
+def deployed_pack(rules: Sequence[Rule], fetch: Callable[[str], dict[str, Any] | None],
+                  where: dict[str, Any]) -> tuple[Pack, dict[str, Any], list[str]]:
+    """The baseline of ``--baseline deployed``: each rule as deployed (``fetch(name)`` reads
+    the alert rule through ARM), its query windowed; exclusions are in the deployed text."""
+    from .alert_rule import resource_name
+
+    found: list[Rule] = []
+    warnings: list[str] = []
+    missing: list[str] = []
+    for rule in rules:
+        resource = fetch(resource_name(rule))
+        query = ((resource or {}).get("properties") or {}).get("query")
+        if not isinstance(query, str):
+            missing.append(rule.id)
+            continue
+        windowed_query = windowed(query, rule.tables)
+        if windowed_query is None:
+            warnings.append(f"rule {rule.name!r}: the deployed query has no `| where Col > "
+                            "ago(...)` under its table; compared as not deployed")
+            missing.append(rule.id)
+            continue
+        found.append(_with_query(rule, windowed_query, exclusion_subset=frozenset()))
+    info = {"kind": "deployed", **where, "rules": len(found), "not_deployed": missing}
+    return Pack(tuple(found)), info, warnings

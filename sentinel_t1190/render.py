@@ -757,3 +757,40 @@ def fleet_status(document: dict[str, Any], fmt: OutputFormat, stream: IO[str]) -
     console = _console(stream)
     console.print(_fleet_table("fleet status", rows, "state"))
     console.print(_counts_table("fleet summary", document["summary"]))
+
+
+# --- doctor ----------------------------------------------------------------------------------
+
+_CHECK_COLUMNS = ("check", "status", "detail", "hint")
+_CHECK_STYLE = {"ok": "green", "failed": "bold red", "skipped": "dim"}
+
+
+def doctor(document: dict[str, Any], fmt: OutputFormat, stream: IO[str]) -> None:
+    """``Diagnosis.to_dict()``: JSON, one row per check (NDJSON/CSV), or two tables."""
+    if fmt is OutputFormat.json:
+        write_json(document, stream)
+        return
+    if fmt in (OutputFormat.ndjson, OutputFormat.csv):
+        write_rows(document["checks"], _CHECK_COLUMNS, fmt, stream)
+        return
+    from rich.table import Table
+
+    who, cloud = document["identity"], document["cloud"]
+    facts = Table(title="signed in", show_header=False)
+    facts.add_column("what")
+    facts.add_column("value", overflow="fold")
+    for name, value in (("credential", who["credential"]), ("name", who["name"]),
+                        ("tenant", who["tenant_id"]), ("object id", who["object_id"]),
+                        ("cloud", cloud["name"]), ("authority", cloud["authority"]),
+                        ("ARM", cloud["arm_endpoint"]), ("Logs API", cloud["logs_endpoint"])):
+        facts.add_row(name, literal(value or "-"))
+    checks = Table(title="checks")
+    for column in _CHECK_COLUMNS:
+        checks.add_column(column, overflow="fold")
+    for check in document["checks"]:
+        checks.add_row(literal(check["check"]),
+                       literal(check["status"], _CHECK_STYLE.get(check["status"], "")),
+                       literal(check["detail"]), literal(check["hint"]))
+    console = _console(stream)
+    console.print(facts)
+    console.print(checks)

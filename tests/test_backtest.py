@@ -49,10 +49,11 @@ def pack(tmp_path: Path, cli: Callable[..., Any]) -> Path:
     return folder
 
 
-def backtest(cli: Callable[..., Any], pack: Path, *args: str) -> Any:
+def backtest(cli: Callable[..., Any], pack: Path, *args: str,
+             env: dict[str, str] | None = None) -> Any:
     return cli("backtest", "--pack", str(pack), "--local",
                str(pack / "telemetry/DeviceProcessEvents.csv"), "--now", CLOCK,
-               "--timespan", "30d", *args)
+               "--timespan", "30d", *args, env=env)
 
 
 def seed_hunt(cli: Callable[..., Any], pack: Path) -> list[dict[str, Any]]:
@@ -233,3 +234,59 @@ def test_a_live_backtest_runs_both_versions_in_the_workspace(
     assert len(skipped) == 3
     assert "not backtested" in result.stderr and "rejected the query" in result.stderr
     assert queried  # the queries really went to the workspace
+
+
+def test_the_deployed_rules_as_the_baseline(pack: Path, tmp_path: Path,
+                                            cli: Callable[..., Any], identity: Identity) -> None:
+    from tests.azure_server import AzureServer
+
+    with AzureServer(tmp_path) as arm:
+        ws = arm.add_workspace()
+        where = ("--subscription-id", ws.subscription_id, "--resource-group",
+                 ws.resource_group, "--workspace", ws.name)
+        deployed = cli("deploy", "--pack", str(pack), *where, "--rule",
+                       "web_server_child_process", "--output", "json", env=arm.env)
+        assert deployed.code == 0, deployed.stderr
+        same = backtest(cli, pack, "--baseline", "deployed", *where, "--rule",
+                        "web_server_child_process", "--output", "json", env=arm.env)
+        (pack / EXCLUDED).write_text(EXCLUSIONS)
+        changed = backtest(cli, pack, "--baseline", "deployed", *where, "--output", "json",
+                           "--fail-on-removed", env=arm.env)
+    assert same.code == 0, same.stderr
+    [seed] = same.json()["rules"]
+    assert (seed["status"], seed["added"], seed["removed"]) == ("unchanged", [], [])
+    assert seed["unchanged"] == 38
+    assert changed.code == 1, changed.stderr
+    document = changed.json()
+    assert document["baseline"]["kind"] == "deployed"
+    assert document["baseline"]["workspace"] == ws.name
+    by_name = {r["name"]: r for r in document["rules"]}
+    assert len(by_name[SEED]["removed"]) == 3 and by_name[SEED]["added"] == []
+    assert {r["DeviceName"] for r in by_name[SEED]["removed"]} == {"web-iis-02.corp.example"}
+    # the rules never deployed there are new; rules without data are skipped
+    assert {r["status"] for r in document["rules"] if r["name"] != SEED} <= {"new", "skipped"}
+    assert any(r["status"] == "new" for r in document["rules"])
+
+
+def test_a_deployed_query_is_windowed_like_the_hunting_queries() -> None:
+    from sentinel_t1190.backtest import windowed
+    from sentinel_t1190.rules import load_pack
+
+    query = ("W3CIISLog\n  | where TimeGenerated > ago(1h)\n| where csUriQuery has 'x'\n"
+             "| union (\n  DeviceNetworkEvents\n  | where Timestamp > ago( 2h )\n)\n")
+    assert windowed(query, ["W3CIISLog", "DeviceNetworkEvents"]) == (
+        "let starttime = todatetime('{{StartTimeISO}}');\n"
+        "let endtime = todatetime('{{EndTimeISO}}');\n"
+        "W3CIISLog\n  | where TimeGenerated > starttime and TimeGenerated <= endtime\n"
+        "| where csUriQuery has 'x'\n| union (\n  DeviceNetworkEvents\n"
+        "  | where Timestamp > starttime and Timestamp <= endtime\n)\n")
+    assert windowed("W3CIISLog\n| where TimeGenerated > ago(1h)\n", ["DeviceProcessEvents"]
+                    ) is None
+    assert windowed("W3CIISLog\n| where csUriQuery has 'x'\n", ["W3CIISLog"]) is None
+    # the pack's rules: windowed scheduled query = hunting query, but for the entity column
+    for rule in load_pack().rules:
+        assert rule.hunting is not None
+        text = windowed(rule.query, rule.tables)
+        assert text is not None, rule.path
+        assert text.replace('| extend FileHashAlgorithm = "SHA256"\n', "") == (
+            rule.hunting.query), rule.path

@@ -12,9 +12,13 @@ from ..reports import ReportFormat
 from ..timespan import parse_instant
 from .app import app
 from .common import (
+    ArmEndpoint,
     CloudOpt,
     Debug,
     LogsEndpoint,
+    OptResourceGroup,
+    OptSubscription,
+    OptWorkspace,
     Out,
     PackDir,
     RuleIds,
@@ -26,7 +30,7 @@ from .common import (
     warn,
 )
 
-ReportOutput = Annotated[ReportFormat, typer.Option(
+ReportFormatOption = Annotated[ReportFormat, typer.Option(
     "--output", "-o", metavar="FORMAT", case_sensitive=False,
     help="table for people, json for machines, markdown for a pull-request comment, html "
     "for one self-contained page.")]
@@ -44,9 +48,10 @@ Clock = Annotated[str | None, typer.Option(
 @command
 def backtest_command(
     baseline: Annotated[str, typer.Option(
-        "--baseline", "-b", metavar="DIR|GITREF",
-        help="What to compare with: another pack folder, or a git revision (origin/main, "
-        "HEAD~1, a tag) of the repository holding the pack.")],
+        "--baseline", "-b", metavar="DIR|GITREF|deployed",
+        help="What to compare with: another pack folder, a git revision (origin/main, "
+        "HEAD~1, a tag) of the repository holding the pack, or 'deployed': the rules as "
+        "deployed in --subscription-id/--resource-group/--workspace (read through ARM).")],
     local: Annotated[list[str] | None, typer.Option(
         "--local", "-l", metavar="FILE",
         help="Telemetry file both versions run over (as for hunt --local); repeat, or list "
@@ -72,10 +77,14 @@ def backtest_command(
         "--fail-on-added", help="Exit 1 when the change adds findings.")] = False,
     fail_on_removed: Annotated[bool, typer.Option(
         "--fail-on-removed", help="Exit 1 when the change removes findings.")] = False,
-    output: ReportOutput = ReportFormat.table,
+    output: ReportFormatOption = ReportFormat.table,
     out: Out = None,
+    subscription_id: OptSubscription = None,
+    resource_group: OptResourceGroup = None,
+    workspace: OptWorkspace = None,
     cloud: CloudOpt = "AzureCloud",
     tenant_id: TenantId = None,
+    arm_endpoint: ArmEndpoint = None,
     logs_endpoint: LogsEndpoint = None,
     verbose: Verbose = False,
     debug: Debug = False,
@@ -92,6 +101,9 @@ def backtest_command(
     common: dict[str, Any] = {
         "rule_ids": rule, "pack": api.load_pack(pack_dir), "timespan": timespan,
         "start": start, "end": end, "now": parse_instant(now) if now else None}
+    if baseline == "deployed":
+        common.update(_deployed(subscription_id, resource_group, workspace, tenant_id, cloud,
+                                arm_endpoint, logs_endpoint))
     if workspace_id:
         if paths:
             raise InputError("give --local FILE... or --workspace-id GUID..., not both")
@@ -118,3 +130,22 @@ def backtest_command(
         ("added", fail_on_added, result.added), ("removed", fail_on_removed, result.removed))
         if asked and happened]
     return found("; ".join(why)) if why else ExitCode.OK
+
+
+def _deployed(subscription_id: str | None, resource_group: str | None, workspace: str | None,
+              tenant_id: str | None, cloud: str, arm_endpoint: str | None,
+              logs_endpoint: str | None) -> dict[str, Any]:
+    """``--baseline deployed``: read each rule's deployed version through ARM."""
+    from ..deploy import Target
+
+    if not (subscription_id and resource_group and workspace):
+        raise InputError("--baseline deployed reads the rules from a workspace: give "
+                         "--subscription-id, --resource-group and --workspace")
+    target = Target(subscription_id, resource_group, workspace, tenant_id)
+    with api.workspace_client(target, cloud=cloud, arm_endpoint=arm_endpoint,
+                              logs_endpoint=logs_endpoint) as client:
+        client.preflight()
+        deployed = {str(r.get("name") or "").lower(): r for r in client.list_rules()}
+    return {"fetch_deployed": deployed.get,
+            "deployed_where": {"subscription_id": subscription_id,
+                               "resource_group": resource_group, "workspace": workspace}}

@@ -11,7 +11,7 @@ from ..errors import ExitCode, InputError
 from ..reports import ReportFormat
 from ..timespan import parse_instant
 from .app import app
-from .backtest import Clock, ReportOutput, WindowEnd, WindowStart
+from .backtest import Clock, ReportFormatOption, WindowEnd, WindowStart
 from .common import (
     ArmEndpoint,
     CloudOpt,
@@ -55,7 +55,7 @@ def health_command(
     fail_on_unhealthy: Annotated[bool, typer.Option(
         "--fail-on-unhealthy", help="Exit 1 when a rule is failing, auto-disabled, not "
         "running or noisy, or a workspace could not be read.")] = False,
-    output: ReportOutput = ReportFormat.table,
+    output: ReportFormatOption = ReportFormat.table,
     out: Out = None,
     cloud: CloudOpt = "AzureCloud",
     tenant_id: TenantId = None,
