@@ -204,3 +204,14 @@ def test_a_managed_identity_of_another_tenant_is_refused_by_the_workspace(
     run = run_command(cli, "deploy", fleet, logs, tmp_path, "--tenant-id", TENANT_A)
     assert_clean(run, 3)
     assert "InvalidAuthenticationTokenTenant" in run.stderr
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_tenant_that_is_no_tenant_id_is_a_usage_error(
+        cli: Callable[..., Any], identity: Identity, fleet: FleetServer, logs: LogsServer,
+        tmp_path: Path, command: str) -> None:
+    run = run_command(cli, command, fleet, logs, tmp_path, "--tenant-id", "contoso; rm -rf")
+    assert_clean(run, 2)
+    assert run.stderr.startswith("error: ") and run.stderr.count("\n") == 1
+    assert "tenant 'contoso; rm -rf' is not a tenant id (a GUID or a domain)" in run.stderr
+    assert identity.token_requests == [] and fleet.requests == [] and logs.requests == []

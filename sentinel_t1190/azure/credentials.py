@@ -43,12 +43,17 @@ def default_credential(cloud: Cloud, tenant_id: str | None = None) -> Credential
 
     kwargs: dict[str, Any] = {"authority": cloud.authority_host}
     if tenant_id:
-        if not _TENANT.fullmatch(tenant_id):
-            raise InputError(f"tenant {tenant_id!r} is not a tenant id (a GUID or a domain)")
-        kwargs["additionally_allowed_tenants"] = [tenant_id]
+        kwargs["additionally_allowed_tenants"] = [check_tenant(tenant_id)]
         for credential in ("workload_identity", "shared_cache", "visual_studio_code"):
             kwargs[f"{credential}_tenant_id"] = tenant_id
     return Credential(DefaultAzureCredential(**kwargs), tenant_id)
+
+
+def check_tenant(tenant_id: str) -> str:
+    """*tenant_id* if azure-identity would accept it as a tenant, else InputError."""
+    if not _TENANT.fullmatch(tenant_id):
+        raise InputError(f"tenant {tenant_id!r} is not a tenant id (a GUID or a domain)")
+    return tenant_id
 
 
 #: A cached token is used until this many seconds before it expires.
