@@ -312,7 +312,9 @@ def test_dry_run_prints_the_fleet_plan_and_writes_nothing(
     partial = {r["id"]: r for r in doc["targets"][1]["rules"]}
     assert partial[RULE_ID]["action"] == "refused"
     assert "DeviceProcessEvents" in partial[RULE_ID]["reason"]
-    assert [partial[i]["action"] for i in PACK_IDS if i != RULE_ID] == ["would-create"] * 3
+    needs_dpe = {r.id for r in load_pack(ROOT).rules if "DeviceProcessEvents" in r.tables}
+    assert {i: partial[i]["action"] for i in PACK_IDS} == {
+        i: "refused" if i in needs_dpe else "would-create" for i in PACK_IDS}
     assert all(r["action"] == "refused" for r in doc["targets"][2]["rules"])
     reasons = " ".join(r["reason"] for r in doc["targets"][2]["rules"])
     assert "DeviceProcessEvents" in reasons and "W3CIISLog" in reasons
@@ -343,7 +345,8 @@ def test_a_refused_rule_shows_even_where_the_rest_is_unchanged(
     assert first.code == 1, first.stderr
     assert [t["status"] for t in first.json()["targets"]] == ["created", "refused"]
     assert first.json()["summary"]["refused"] == 1
-    assert sorted(fleet[1].rules) == sorted(i for i in PACK_IDS if i != RULE_ID)
+    needs_dpe = {r.id for r in load_pack(ROOT).rules if "DeviceProcessEvents" in r.tables}
+    assert sorted(fleet[1].rules) == sorted(i for i in PACK_IDS if i not in needs_dpe)
     # Second run: ws-000 unchanged (not shown), ws-001 still refused: shown, with its reason.
     assert again.code == 1, again.stderr
     text = " ".join(again.stdout.split())
