@@ -249,20 +249,23 @@ class LocalEngine:
         if self._converted is not None:
             self._converted.cleanup()
 
-    def _readable(self, path: Path, table: str) -> Path | str | None:
-        """What DuckDB reads for *path*: the file itself, its rows converted to JSON lines or
-        a relation over it (:mod:`readers`), or None when the conversion found no rows."""
+    def _readable(self, path: Path, table: str) -> tuple[Path | str, list[str] | None] | None:
+        """What DuckDB reads for *path*: the file itself, its rows converted to JSON lines
+        (with their keys) or a relation over it (:mod:`readers`); None when the conversion
+        found no rows."""
         from .readers import convert
 
         if self._converted is None:
             self._converted = tempfile.TemporaryDirectory(prefix="sentinel-t1190-rows-")
         converted = convert(path, table, Path(self._converted.name))
         if converted is None:
-            return path
+            return path, None
         self.warnings.extend(converted.warnings)
         if converted.sql is not None:
-            return converted.sql
-        return converted.path if converted.rows else None
+            return converted.sql, None
+        if converted.path is None or not converted.rows:
+            return None
+        return converted.path, converted.columns
 
     def time_range(self, table: str, column: str, start: datetime, end: datetime
                    ) -> tuple[int, int, datetime | None, datetime | None]:
@@ -309,9 +312,10 @@ class LocalEngine:
 
     def _select(self, schema: TableSchema, path: Path, required: set[str],
                 confirm: Callable[[str, Path, set[str]], set[str]] | None = None) -> str:
-        readable = self._readable(path, schema.name)
-        if readable is None:
+        opened = self._readable(path, schema.name)
+        if opened is None:
             return _empty_select(schema)
+        readable, keys = opened
         if isinstance(readable, str):
             suffix, reader = "", f"({readable})"
         else:
@@ -325,9 +329,15 @@ class LocalEngine:
         if text_table is not None:
             # DuckDB renames a repeated header (DeviceName, DeviceName_1): refuse it instead.
             _refuse_repeated_columns(path, _csv_header(text_table, suffix, utf16))
-        described = self._describe(path, reader)
-        if suffix in _JSON:
-            if readable != path or not required <= {name for name, _ in described}:
+        if keys is not None:  # converted JSON lines: every key is known, every value text
+            as_text = ", ".join(f"{_literal(name)}: 'VARCHAR'" for name in keys)
+            reader = _READERS[suffix].format(p=_literal(str(readable)),
+                                             c=f", columns = {{{as_text}}}")
+            described = [(name, "VARCHAR") for name in keys]
+        else:
+            described = self._describe(path, reader)
+        if suffix in _JSON and keys is None:
+            if not required <= {name for name, _ in described}:
                 # DuckDB learns keys from the first records; a key may first appear later.
                 described = self._describe(path, _READERS[suffix].format(
                     p=_literal(str(readable)), c=", sample_size = -1"))

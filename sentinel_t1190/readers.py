@@ -25,6 +25,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
@@ -54,7 +55,8 @@ _NUMBERS = {"sPort", "scBytes", "csBytes", "TimeTaken"}
 _ACCESS = re.compile(
     r'^(?:(?P<vhost>\S+:\d+) )?(?P<host>\S+) \S+ (?P<user>\S+) \[(?P<time>[^\]]+)\] '
     r'"(?P<request>.*?)" (?P<status>\d{3}|-) (?P<bytes>\d+|-)'
-    r'(?: "(?P<referer>(?:[^"\\]|\\.)*)" "(?P<agent>(?:[^"\\]|\\.)*)"?)?(?: .*)?\s*$')
+    r'(?: "(?P<referer>[^"\\]*(?:\\.[^"\\]*)*)" "(?P<agent>[^"\\]*(?:\\.[^"\\]*)*)"?)?'
+    r'(?: .*)?\s*$')
 _ACCESS_TIME = re.compile(
     r"^(\d{1,2})/([A-Za-z]{3})/(\d{4}):(\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)$")
 _MONTHS = {m: i for i, m in enumerate(
@@ -72,6 +74,8 @@ class Converted:
     rows: int = 0
     warnings: list[str] = field(default_factory=list)
     sql: str | None = None
+    #: The keys of the JSON lines, in first-seen order (so DuckDB need not scan for them).
+    columns: list[str] = field(default_factory=list)
 
 
 def is_web_log(path: Path) -> bool:
@@ -115,17 +119,23 @@ def convert(path: Path, table: str, folder: Path) -> Converted | None:
 def _write(path: Path, folder: Path, rows: Iterator[dict[str, Any] | str]) -> Converted:
     target = folder / f"{len(list(folder.iterdir()))}-{path.name}.jsonl"
     converted = Converted(target)
+    keys: dict[str, None] = {}
     bad: list[str] = []
+    skipped = 0
     with target.open("w", encoding="utf-8") as out:
         for row in rows:
             if isinstance(row, str):
-                bad.append(row)
+                skipped += 1
+                if len(bad) < _SHOWN:
+                    bad.append(row)
                 continue
+            keys.update(dict.fromkeys(row))
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
             converted.rows += 1
-    if bad:
-        shown = "; ".join(bad[:_SHOWN]) + ("; ..." if len(bad) > _SHOWN else "")
-        converted.warnings.append(f"{path}: {len(bad)} line(s) skipped, not in the file's "
+    converted.columns = list(keys)
+    if skipped:
+        shown = "; ".join(bad) + ("; ..." if skipped > len(bad) else "")
+        converted.warnings.append(f"{path}: {skipped} line(s) skipped, not in the file's "
                                   f"format: {shown}")
     return converted
 
@@ -261,6 +271,7 @@ def _access_rows(path: Path, first: str, rest: IO[str]) -> Iterator[dict[str, An
         yield _access_row(match, moment)
 
 
+@lru_cache(maxsize=4096)  # a busy log repeats each second many times
 def _access_time(text: str) -> str | None:
     """``13/Jan/2016:19:31:16 +0200`` as ISO 8601 with its offset (the engine makes it UTC)."""
     parts = _ACCESS_TIME.match(text)
@@ -295,7 +306,10 @@ def _access_row(match: re.Match[str], moment: str) -> dict[str, Any]:
 
 def _unescape(text: str) -> str:
     """Apache escapes ``"`` and ``\\`` in logged headers with a backslash."""
-    return re.sub(r"\\(.)", r"\1", text)
+    return _ESCAPED.sub(r"\1", text) if "\\" in text else text
+
+
+_ESCAPED = re.compile(r"\\(.)")
 
 
 # --- Event Hub / streaming records ------------------------------------------------------------
