@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,16 @@ class Run:
 
     def json(self) -> Any:
         return json.loads(self.stdout)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Hypothesis keeps its caches (./.hypothesis, written while tests are collected) in a
+    temporary folder of this run instead, removed at the end: nothing lands in the repo."""
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    folder = tempfile.mkdtemp(prefix="sentinel-t1190-hypothesis-")
+    config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+    set_hypothesis_home_dir(folder)
 
 
 @pytest.fixture
