@@ -110,8 +110,21 @@ _JSON_VALUE = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
         st.sampled_from([*_COLUMNS, "tables", "columns", "rows", "name", "records"]), inner,
         max_size=5), max_leaves=20)
+#: Saved Logs API / Event Hub answers, well-formed or nearly (the shapes the readers unwrap).
+_COLUMN = st.fixed_dictionaries({"name": st.sampled_from(_COLUMNS), "type": st.sampled_from(
+    ["string", "datetime", "long"])})
+_TABLE = st.fixed_dictionaries({
+    "columns": st.one_of(st.lists(st.one_of(_COLUMN, _JSON_VALUE), max_size=5), _JSON_VALUE),
+    "rows": st.one_of(st.lists(st.one_of(st.lists(_CELL, max_size=5), _JSON_VALUE), max_size=4),
+                      _JSON_VALUE)})
+_ANSWER = st.one_of(
+    st.fixed_dictionaries({"tables": st.one_of(st.lists(st.one_of(_TABLE, _JSON_VALUE),
+                                                        max_size=3), _JSON_VALUE)}),
+    st.fixed_dictionaries({"records": st.lists(st.one_of(
+        st.dictionaries(st.sampled_from(_COLUMNS), _CELL), _JSON_VALUE), max_size=4)}))
 _CONTENT = st.one_of(
     st.binary(max_size=300),
+    _ANSWER.map(lambda v: json.dumps(v).encode()),
     _CSV_TEXT.map(str.encode),
     _JSON_VALUE.map(lambda v: json.dumps(v).encode()),
     st.lists(_JSON_VALUE, max_size=4).map(
