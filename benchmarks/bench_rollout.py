@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
+import resource
 import sys
 import tempfile
 import time
@@ -79,6 +81,7 @@ def main() -> int:
             connection_verify=ca, retry_backoff_factor=0.01, retry_backoff_max=0.05)
         elapsed = time.perf_counter() - started
         cpu = time.process_time() - cpu
+        report_size = (Path(tmp) / "report.json").stat().st_size
     parent.send("stop")
     requests = parent.recv()
     server.join(10)
@@ -93,6 +96,11 @@ def main() -> int:
           f"throttle_wait={report.throttle_wait_seconds:.2f}s "
           f"client_cpu={cpu:.2f}s ({cpu / args.workspaces * 1000:.0f} ms per workspace)")
     print(f"elapsed={elapsed:.2f}s ideal={ideal:.2f}s ratio={ratio:.3f} (limit {LIMIT})")
+    # Linux reports ru_maxrss in KiB; the server runs in its own process.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"client peak RSS {peak:.0f} MiB ({peak * 1024 / args.workspaces:.0f} KiB per "
+          f"workspace); report {report_size / 1024:.0f} KiB; "
+          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     return 0 if ratio <= LIMIT and summary["created"] == args.workspaces else 1
 
 

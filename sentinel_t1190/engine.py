@@ -270,11 +270,16 @@ class LocalEngine:
     def time_range(self, table: str, column: str, start: datetime, end: datetime
                    ) -> tuple[int, int, datetime | None, datetime | None]:
         """Rows in *table*'s view, those with *column* in (start, end], its first and last."""
+        import duckdb
+
         col = _ident(column)
-        row = self.con.execute(
-            f"SELECT count(*), count(*) FILTER (WHERE {col} > ? AND {col} <= ?), min({col}), "
-            f"max({col}) FROM {_ident(table)}",
-            [start.replace(tzinfo=None), end.replace(tzinfo=None)]).fetchone()
+        try:
+            row = self.con.execute(
+                f"SELECT count(*), count(*) FILTER (WHERE {col} > ? AND {col} <= ?), "
+                f"min({col}), max({col}) FROM {_ident(table)}",
+                [start.replace(tzinfo=None), end.replace(tzinfo=None)]).fetchone()
+        except duckdb.Error as exc:  # a value the file's rows cannot be read as
+            raise InputError(_clean(exc)) from exc
         assert row is not None
         return int(row[0]), int(row[1]), row[2], row[3]
 

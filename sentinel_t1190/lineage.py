@@ -13,6 +13,7 @@ A column is *needed* when it decides which rows come out (a ``where``, join key,
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -361,10 +362,16 @@ def table_uses(kql: str) -> dict[str, TableUse]:
     """Per table the query reads: the columns it needs and reads, and its time windows.
 
     Cached on the text (parsing costs ~0.3 s; a rollout asks once per workspace); callers
-    get their own copies.
+    get their own copies. One parse at a time: a rollout's workers all ask at once, and
+    without the lock each would parse the same text (the parser holds the GIL anyway).
     """
+    with _PARSING:
+        uses = _table_uses(kql)
     return {t: TableUse(u.table, set(u.needed), set(u.read), [list(w) for w in u.windows])
-            for t, u in _table_uses(kql).items()}
+            for t, u in uses.items()}
+
+
+_PARSING = threading.Lock()
 
 
 @cache

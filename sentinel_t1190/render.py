@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -11,7 +10,7 @@ from itertools import chain, repeat
 from operator import itemgetter
 from typing import IO, TYPE_CHECKING, Any
 
-from .safe_text import csv_cell, literal, markup, visible
+from .safe_text import csv_text, literal, markup, visible
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -60,8 +59,8 @@ def write_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: Outp
         for row in rows:
             stream.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
     else:
-        _write_csv(stream, chain([columns], ([row.get(c) for c in columns] for row in rows)),
-                   raw=raw_csv)
+        stream.write(csv_text(chain([columns], ([row.get(c) for c in columns] for row in rows)),
+                               raw=raw_csv))
 
 
 # --- rules ---------------------------------------------------------------------------------
@@ -153,13 +152,13 @@ def hunt(results: Sequence[HuntResult], fmt: OutputFormat, stream: IO[str], *,
         columns: list[str] = []
         for r in results:
             columns.extend(c for c in r.columns if c not in columns)
-        _write_csv(stream, [columns], raw=raw_csv)
+        stream.write(csv_text([columns], raw=raw_csv))
         for r in results:
             if r.stored is not None:
                 stream.writelines(r.stored.csv(columns, raw=raw_csv))
             else:
-                _write_csv(stream, ([row.get(c) for c in columns] for row in r.findings),
-                           raw=raw_csv)
+                stream.write(csv_text(([row.get(c) for c in columns] for row in r.findings),
+                                      raw=raw_csv))
         return
     console = _console(stream)
     for r in results:
@@ -349,7 +348,7 @@ class RowFormatter:
         """The CSV header line ('' for NDJSON)."""
         if self.fmt is not OutputFormat.csv:
             return ""
-        return _csv_text([[*self.columns, *self.extra]], raw=self.raw_csv)
+        return csv_text([[*self.columns, *self.extra]], raw=self.raw_csv)
 
     def rows(self, rows: Sequence[Sequence[Any]]) -> str:
         fast = self._orjson_lines(rows)
@@ -382,7 +381,7 @@ class RowFormatter:
             return ""
         if self.fmt is OutputFormat.csv:
             tail = list(self.extra.values())
-            return _csv_text([[*r, *tail] for r in rows] if tail else rows, raw=self.raw_csv)
+            return csv_text([[*r, *tail] for r in rows] if tail else rows, raw=self.raw_csv)
         width = len(self.columns)
         if set(map(len, rows)) != {width}:
             raise ValueError("a row does not have one value per column")
@@ -410,17 +409,6 @@ _NO_FLOATS = frozenset({"string", "datetime", "guid", "timespan", "bool", "boole
                         "long"})
 
 
-def _write_csv(stream: IO[str], rows: Iterable[Sequence[Any]], *, raw: bool = False) -> None:
-    csv.writer(stream, lineterminator="\n").writerows(
-        rows if raw else ([*map(csv_cell, row)] for row in rows))
-
-
-def _csv_text(rows: Iterable[Sequence[Any]], *, raw: bool = False) -> str:
-    import io
-
-    buffer = io.StringIO()
-    _write_csv(buffer, rows, raw=raw)
-    return buffer.getvalue()
 
 
 def hunt_live_document(doc: dict[str, Any], findings_ndjson: IO[str], stream: IO[str]) -> None:
@@ -757,3 +745,40 @@ def fleet_status(document: dict[str, Any], fmt: OutputFormat, stream: IO[str]) -
     console = _console(stream)
     console.print(_fleet_table("fleet status", rows, "state"))
     console.print(_counts_table("fleet summary", document["summary"]))
+
+
+# --- doctor ----------------------------------------------------------------------------------
+
+_CHECK_COLUMNS = ("check", "status", "detail", "hint")
+_CHECK_STYLE = {"ok": "green", "failed": "bold red", "skipped": "dim"}
+
+
+def doctor(document: dict[str, Any], fmt: OutputFormat, stream: IO[str]) -> None:
+    """``Diagnosis.to_dict()``: JSON, one row per check (NDJSON/CSV), or two tables."""
+    if fmt is OutputFormat.json:
+        write_json(document, stream)
+        return
+    if fmt in (OutputFormat.ndjson, OutputFormat.csv):
+        write_rows(document["checks"], _CHECK_COLUMNS, fmt, stream)
+        return
+    from rich.table import Table
+
+    who, cloud = document["identity"], document["cloud"]
+    facts = Table(title="signed in", show_header=False)
+    facts.add_column("what")
+    facts.add_column("value", overflow="fold")
+    for name, value in (("credential", who["credential"]), ("name", who["name"]),
+                        ("tenant", who["tenant_id"]), ("object id", who["object_id"]),
+                        ("cloud", cloud["name"]), ("authority", cloud["authority"]),
+                        ("ARM", cloud["arm_endpoint"]), ("Logs API", cloud["logs_endpoint"])):
+        facts.add_row(name, literal(value or "-"))
+    checks = Table(title="checks")
+    for column in _CHECK_COLUMNS:
+        checks.add_column(column, overflow="fold")
+    for check in document["checks"]:
+        checks.add_row(literal(check["check"]),
+                       literal(check["status"], _CHECK_STYLE.get(check["status"], "")),
+                       literal(check["detail"]), literal(check["hint"]))
+    console = _console(stream)
+    console.print(facts)
+    console.print(checks)

@@ -28,6 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -102,6 +103,12 @@ class TargetResult:
     seconds: float | None = None
     finished_at: str | None = None
 
+    @cached_property
+    def report_text(self) -> str:
+        """:meth:`to_dict` as an item of the report's ``targets`` (``indent=2``, 4 deep):
+        encoded once, though the report is rewritten after every target."""
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False).replace("\n", "\n    ")
+
     def to_dict(self) -> dict[str, Any]:
         t = self.target
         return {
@@ -165,10 +172,11 @@ class RolloutReport:
                                if p.get("action") in ("deleted", "would-delete"))
         return counts
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, with_targets: bool = True) -> dict[str, Any]:
+        targets = {"targets": [r.to_dict() for r in self.targets]} if with_targets else {}
         return {
-            "summary": self.summary(), "targets": [r.to_dict() for r in self.targets],
-            "dry_run": self.dry_run, "prune": self.prune, "complete": self.complete,
+            "summary": self.summary(), **targets, "dry_run": self.dry_run, "prune": self.prune,
+            "complete": self.complete,
             "started_at": self.started_at, "finished_at": self.finished_at,
             "throttle_wait_seconds": round(self.throttle_wait_seconds, 3),
         }
@@ -177,8 +185,19 @@ class RolloutReport:
 def write_report(report: RolloutReport, path: Path) -> None:
     """Write *report* to *path* atomically: readers see the old or the new file, never half."""
     with atomic_open(path, f"the rollout report {path}") as handle:
-        json.dump(report.to_dict(), handle, indent=2, ensure_ascii=False)
-        handle.write("\n")
+        handle.write(report_text(report))
+
+
+def report_text(report: RolloutReport) -> str:
+    """``json.dumps(report.to_dict(), indent=2)`` and a newline, from each target's
+    :attr:`TargetResult.report_text` (a fleet's report is rewritten after every target)."""
+    doc = report.to_dict(with_targets=False)
+    summary = json.dumps(doc.pop("summary"), indent=2, ensure_ascii=False)
+    rest = json.dumps(doc, indent=2, ensure_ascii=False)
+    items = ",\n    ".join(t.report_text for t in report.targets)
+    targets = f"[\n    {items}\n  ]" if report.targets else "[]"
+    return ('{\n  "summary": ' + summary.replace("\n", "\n  ") + ',\n  "targets": '
+            + targets + "," + rest.removeprefix("{") + "\n")
 
 
 def load_report(path: Path) -> RolloutReport:
@@ -391,6 +410,12 @@ class TargetState:
         if self.result.out_of_sync:
             return "out-of-sync"
         return "refused" if self.result.refused else "in-sync"
+
+    @cached_property
+    def report_text(self) -> str:
+        """:meth:`to_dict` as an item of the report's ``targets`` (``indent=2``, 4 deep):
+        encoded once, though the report is rewritten after every target."""
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False).replace("\n", "\n    ")
 
     def to_dict(self) -> dict[str, Any]:
         t = self.target

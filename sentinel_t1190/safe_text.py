@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 #: Unicode categories shown as ``<U+XXXX>``: controls, format characters (bidi overrides and
 #: isolates, zero-width characters), line/paragraph separators and lone surrogates.
-_HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 #: First characters that make a spreadsheet evaluate a cell.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -40,7 +41,7 @@ def _shown(text: str, keep: str) -> str:
     if text.isprintable():  # the common case: no control, format or separator character
         return text
     return "".join(
-        f"<U+{ord(ch):04X}>" if ch not in keep and unicodedata.category(ch) in _HIDDEN
+        f"<U+{ord(ch):04X}>" if ch not in keep and unicodedata.category(ch) in HIDDEN
         else ch for ch in text)
 
 
@@ -66,3 +67,37 @@ def csv_cell(value: Any) -> Any:
     if type(value) is str and value.startswith(FORMULA_START):
         return "'" + value
     return value
+
+
+def csv_text(rows: Iterable[Sequence[Any]], *, raw: bool = False) -> str:
+    """*rows* as CSV records, one a line, cells neutralised by :func:`csv_cell` unless *raw*.
+
+    A cell holding a carriage return is quoted like one holding a newline: the csv module
+    quotes for its line terminator ("\\n") but not for a lone "\\r", which readers also take
+    as a line break, splitting the row.
+    """
+    import csv
+    import io
+
+    records = list(rows) if raw else [[*map(csv_cell, row)] for row in rows]
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(records)
+    text = buffer.getvalue()
+    if "\r" not in text:
+        return text
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    for record in records:
+        if any(isinstance(c, str) and "\r" in c for c in record):
+            buffer.write(",".join(map(_csv_field, record)) + "\n")
+        else:
+            writer.writerow(record)
+    return buffer.getvalue()
+
+
+def _csv_field(value: Any) -> str:
+    """One field as the csv module writes it, with a carriage return also quoted."""
+    text = "" if value is None else str(value)
+    if any(c in text for c in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text

@@ -11,15 +11,13 @@ type (a double, a list) is written by those Python writers instead, a batch at a
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .safe_text import FORMULA_START, csv_cell
+from .safe_text import FORMULA_START, csv_text
 from .timespan import iso_z
 
 if TYPE_CHECKING:
@@ -92,7 +90,7 @@ def _csv_value(name: str, dtype: str, raw: bool) -> str:
             text = (f"CASE WHEN left({text}, 1) IN ({starts}) THEN {_literal(QUOTE)} || {text} "
                     f"ELSE {text} END")
         value = (f"CASE WHEN contains({text}, ',') OR contains({text}, '\"') "
-                 f"OR contains({text}, chr(10)) "
+                 f"OR contains({text}, chr(10)) OR contains({text}, chr(13)) "
                  f"THEN '\"' || replace({text}, '\"', '\"\"') || '\"' ELSE {text} END")
     elif dtype in _INTEGERS:
         value = f"CAST({col} AS VARCHAR)"
@@ -177,10 +175,7 @@ class StoredFindings:
         cells a spreadsheet would run as formulas neutralised unless *raw*."""
         if not self.in_sql:
             for batch in self._dict_batches():
-                buffer = io.StringIO()
-                csv.writer(buffer, lineterminator="\n").writerows(
-                    [v if raw else csv_cell(v) for v in map(row.get, header)] for row in batch)
-                yield buffer.getvalue()
+                yield csv_text(([row.get(c) for c in header] for row in batch), raw=raw)
             return
         types = dict(zip(self.columns, self.types, strict=True))
         fields = [_csv_value(c, types[c], raw) if c in types else "''" for c in header]

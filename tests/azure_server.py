@@ -10,6 +10,9 @@ Serves, for every workspace added with :meth:`AzureServer.add_workspace`:
   workspaces/{w}`` (404 ``ResourceNotFound`` for unknown workspaces);
 - ARM ``GET  {workspace}/providers/Microsoft.SecurityInsights/onboardingStates/default``
   (404 unless ``sentinel=True``);
+- ARM ``GET {workspace}/providers/Microsoft.Authorization/permissions`` (the caller's
+  permissions there, :attr:`Workspace.permissions`: Microsoft Sentinel Contributor's unless
+  told otherwise);
 - ARM ``GET|PUT|DELETE {workspace}/providers/Microsoft.SecurityInsights/alertRules[/{id}]``
   (PUT answers 201 created / 200 updated, honours ``etag`` with 409, DELETE 200 / 204);
 - Logs ``POST /v1/workspaces/{customerId}/query`` for ``<Table> | getschema ...`` (400
@@ -79,6 +82,21 @@ class Reply:
     raw: bytes | None = None
 
 
+#: The permissions of Microsoft Sentinel Contributor and Reader, as ARM's permissions API
+#: (Permissions_ListForResource, 2022-04-01) lists them for a caller holding that role.
+CONTRIBUTOR = {"actions": ["Microsoft.Insights/workbooks/*", "Microsoft.SecurityInsights/*",
+                           "Microsoft.OperationalInsights/workspaces/analytics/query/action",
+                           "Microsoft.OperationalInsights/workspaces/*/read",
+                           "Microsoft.Resources/deployments/*"],
+               "notActions": ["Microsoft.SecurityInsights/ConfidentialWatchlists/*"],
+               "dataActions": [], "notDataActions": []}
+READER = {"actions": ["Microsoft.SecurityInsights/*/read",
+                      "Microsoft.OperationalInsights/workspaces/analytics/query/action",
+                      "Microsoft.OperationalInsights/workspaces/*/read"],
+          "notActions": ["Microsoft.SecurityInsights/ConfidentialWatchlists/*"],
+          "dataActions": [], "notDataActions": []}
+
+
 def pack_tables(*without: str) -> dict[str, dict[str, str]]:
     """Every table the bundled pack's rules read, with its bundled schema's columns (what a
     workspace that collects all the pack's data answers to ``getschema``), less *without*."""
@@ -103,6 +121,8 @@ class Workspace:
     #: table -> {column: type}, what ``getschema`` answers.
     tables: dict[str, dict[str, str]] = field(default_factory=dict)
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: What ARM's permissions API answers for the caller (one entry per role assignment).
+    permissions: list[dict[str, Any]] = field(default_factory=lambda: [CONTRIBUTOR])
 
     @property
     def path(self) -> str:
@@ -270,6 +290,9 @@ class AzureServer:
                 "location": ws.location,
                 "properties": {"customerId": ws.customer_id, "provisioningState": "Succeeded",
                                "sku": {"name": "PerGB2018"}, "retentionInDays": 90}})
+        if (rest.lower() == "/providers/microsoft.authorization/permissions"
+                and request.method == "GET"):
+            return Reply(200, {"value": ws.permissions})
         if rest.lower() == si + "onboardingstates/default" and request.method == "GET":
             if not ws.sentinel:
                 return error(404, "NotFound", "Resource 'default' of type 'onboardingStates' "

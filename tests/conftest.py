@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,16 @@ class Run:
 
     def json(self) -> Any:
         return json.loads(self.stdout)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Hypothesis keeps its caches (./.hypothesis, written while tests are collected) in a
+    temporary folder of this run instead, removed at the end: nothing lands in the repo."""
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    folder = tempfile.mkdtemp(prefix="sentinel-t1190-hypothesis-")
+    config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+    set_hypothesis_home_dir(folder)
 
 
 @pytest.fixture
@@ -69,3 +81,18 @@ def table_column(text: str, header: str) -> str:
 def squashed(text: str) -> str:
     """*text* without whitespace."""
     return "".join(text.split())
+
+
+# Property-based tests: the same examples on every run (derandomized), a few hundred each at
+# most, no example database (nothing written outside tmp_path), no per-example deadline on a
+# shared CI machine.
+# (Only tests/test_properties.py imports Hypothesis itself: a venv made before it joined the
+# `test` extra still runs every other test.)
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:
+    pass
+else:
+    settings.register_profile("ci", derandomize=True, database=None, deadline=None,
+                              max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile("ci")

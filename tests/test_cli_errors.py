@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -11,10 +13,13 @@ from sentinel_t1190.cli.common import Debug, Verbose, command
 from sentinel_t1190.errors import ExitCode, InputError
 
 
-def _app(failure: BaseException, *, wrapped: bool = True) -> typer.Typer:
+def _app(failure: BaseException, *, wrapped: bool = True, group: bool | None = None
+         ) -> typer.Typer:
     """A one-command app raising *failure*: through the commands' `command` wrapper under a
     plain Typer group, or unwrapped under the real CLI's group (its last line of defence)."""
-    app = typer.Typer(cls=None if wrapped else _OneLineErrors, pretty_exceptions_enable=False)
+    real_group = not wrapped if group is None else group
+    app = typer.Typer(cls=_OneLineErrors if real_group else None,
+                      pretty_exceptions_enable=False)
 
     def boom(verbose: Verbose = False, debug: Debug = False) -> int:
         raise failure
@@ -61,3 +66,11 @@ def test_an_exception_without_a_message_names_its_type() -> None:
                                                (KeyboardInterrupt(), 130)])
 def test_our_errors_keep_their_exit_codes(failure: BaseException, code: int) -> None:
     assert invoke(failure)[0] == code
+
+
+def test_a_closed_pipe_is_not_an_internal_error() -> None:
+    # `sentinel-t1190 hunt ... | head`: exit as a process killed by SIGPIPE, no error line.
+    app = _app(BrokenPipeError(errno.EPIPE, "Broken pipe"), wrapped=True, group=True)
+    result = CliRunner().invoke(app, ["boom"])
+    assert result.exit_code == 141
+    assert "internal error" not in result.stderr

@@ -7,7 +7,6 @@ JSON object. The reference is the standard library's writers (``json.dumps``, ``
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import re
@@ -22,7 +21,7 @@ from conftest import Run
 
 from sentinel_t1190 import api, detection, render
 from sentinel_t1190.render import OutputFormat
-from sentinel_t1190.safe_text import csv_cell
+from sentinel_t1190.safe_text import csv_text
 from sentinel_t1190.schema import table_schema
 from sentinel_t1190.stored import StoredFindings
 
@@ -44,13 +43,9 @@ def _python_ndjson(rows: list[dict[str, Any]]) -> str:
 
 
 def _python_csv(rows: list[dict[str, Any]], columns: list[str], raw: bool = False) -> str:
-    """The csv module's text, formulas neutralised (safe_text.csv_cell) unless *raw*."""
-    cell = (lambda v: v) if raw else csv_cell
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(
-        [[cell(v) for v in values] for values in [columns, *([r.get(c) for c in columns]
-                                                             for r in rows)]])
-    return buffer.getvalue()
+    """What safe_text.csv_text writes: the csv module's text, formulas neutralised unless
+    *raw*, cells holding a carriage return quoted."""
+    return csv_text([columns, *([r.get(c) for c in columns] for r in rows)], raw=raw)
 
 
 def _stored(con: duckdb.DuckDBPyConnection, select: str) -> StoredFindings:

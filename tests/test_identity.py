@@ -3,7 +3,7 @@ and SDK clients, tokens from a fake `az` or a managed-identity endpoint (tests/i
 loopback servers that refuse a token of the wrong tenant or audience.
 
 The matrix: {no tenant, AZURE_TENANT_ID, --tenant-id, per-target tenants, AZURE_SUBSCRIPTION_ID
-beside --targets, signed out} x {deploy, status, remove, hunt, rollout}: the exit code, no
+beside --targets, signed out} x {deploy, status, remove, hunt, rollout, doctor}: the exit code, no
 traceback, and the tenant each token was asked in.
 """
 
@@ -27,7 +27,7 @@ SUB_B = "5b5b5b5b-0000-4000-8000-00000000000b"
 WORKSPACE_ID = "11111111-1111-1111-1111-111111111111"
 CLOCK = "2026-01-15T12:00:00Z"
 #: Exit codes on a fresh workspace: status finds the pack's rules missing (1, "found").
-EXPECTED = {"deploy": 0, "status": 1, "remove": 0, "hunt": 0, "rollout": 0}
+EXPECTED = {"deploy": 0, "status": 1, "remove": 0, "hunt": 0, "rollout": 0, "doctor": 0}
 COMMANDS = list(EXPECTED)
 
 
@@ -110,6 +110,10 @@ def test_without_a_tenant_the_identity_uses_its_own(
     if command == "rollout":
         assert_clean(run, 1)  # the target failed; the report says why
         assert "InvalidAuthenticationTokenTenant" in run.json()["targets"][0]["error"]
+    elif command == "doctor":
+        assert_clean(run, 1)  # signed in, but the workspace check failed: it says why
+        [workspace] = [c for c in run.json()["checks"] if c["check"] == "workspace"]
+        assert "InvalidAuthenticationTokenTenant" in workspace["detail"]
     else:
         assert_clean(run, 3)
         assert len(run.stderr.splitlines()) == 1 and run.stderr.startswith("error: ")
@@ -200,3 +204,14 @@ def test_a_managed_identity_of_another_tenant_is_refused_by_the_workspace(
     run = run_command(cli, "deploy", fleet, logs, tmp_path, "--tenant-id", TENANT_A)
     assert_clean(run, 3)
     assert "InvalidAuthenticationTokenTenant" in run.stderr
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_tenant_that_is_no_tenant_id_is_a_usage_error(
+        cli: Callable[..., Any], identity: Identity, fleet: FleetServer, logs: LogsServer,
+        tmp_path: Path, command: str) -> None:
+    run = run_command(cli, command, fleet, logs, tmp_path, "--tenant-id", "contoso; rm -rf")
+    assert_clean(run, 2)
+    assert run.stderr.startswith("error: ") and run.stderr.count("\n") == 1
+    assert "tenant 'contoso; rm -rf' is not a tenant id (a GUID or a domain)" in run.stderr
+    assert identity.token_requests == [] and fleet.requests == [] and logs.requests == []

@@ -59,3 +59,15 @@ def test_malformed_logs_api_answers_are_clean_errors(cli: Callable[..., Run], tm
     path = tmp_path / "DeviceProcessEvents.json"
     path.write_text(json.dumps({"tables": tables}), encoding="utf-8")
     assert "Logs API answer" in _one_error_line(cli("hunt", "--local", str(path), "--now", NOW))
+
+
+def test_an_unreadable_timestamp_with_no_finding_is_a_clean_error(cli: Callable[..., Run],
+                                                                  tmp_path: Path) -> None:
+    # Found by test_properties: the "no row in the window" hint read the column unguarded.
+    rows = [{"Timestamp": "", "DeviceName": "", "InitiatingProcessFileName": "",
+             "FileName": "", "ProcessCommandLine": "", "AccountName": "", "SHA256": ""},
+            {"Timestamp": "x[/]", "DeviceName": ""}]
+    path = tmp_path / "DeviceProcessEvents.jsonl"
+    path.write_text(json.dumps({"records": rows}), encoding="utf-8")
+    stderr = _one_error_line(cli("hunt", "--local", str(path), "--now", NOW))
+    assert "column Timestamp: unparseable timestamp 'x[/]'" in stderr

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +15,7 @@ import pytest
 import yaml
 
 from sentinel_t1190.cli import app
+from tests.identity import HOME_TENANT, Identity
 
 PIPELINES = Path(__file__).resolve().parent.parent / "infra" / "pipelines"
 
@@ -74,3 +80,77 @@ def test_azure_pipeline_schedule_and_state_artifact() -> None:
     tasks = [s.get("task", "") for s in document["steps"]]
     assert "DownloadPipelineArtifact@2" in tasks and "AzureCLI@2" in tasks
     assert tasks.count("PublishPipelineArtifact@1") == 2
+
+
+# --- the hunt step, run as the pipeline runs it ------------------------------------------------
+
+WORKSPACES = ("11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222")
+TENANT = "aaaaaaaa-1111-4111-8111-aaaaaaaaaaaa"
+
+
+def hunt_step(path: Path) -> dict[str, Any]:
+    """The step whose script runs `sentinel-t1190 hunt` (its script and env)."""
+    document = yaml.safe_load(path.read_text())
+    steps = document["steps"] if "steps" in document else document["jobs"]["hunt"]["steps"]
+    [step] = [s for s in steps if any("sentinel-t1190 hunt" in x for x in scripts(s))]
+    return step
+
+
+def recent_telemetry(server: Any, workspace: str) -> None:
+    """The sample telemetry moved to end about now (the pipelines hunt the last 24 h)."""
+    from sentinel_t1190.sample import sample_clock, sample_files
+
+    shift = int((datetime.now(UTC) - sample_clock()).total_seconds()) - 600
+    moved = f"CAST(Timestamp AS TIMESTAMP) + INTERVAL ({shift}) SECOND"
+    server.add_workspace(workspace, (
+        f"SELECT * REPLACE ({moved} AS Timestamp), {moved} + INTERVAL 5 MINUTE AS TimeGenerated "
+        f"FROM read_csv('{sample_files()[0]}', header = true, all_varchar = true)"))
+
+
+@pytest.mark.parametrize(("name", "variables"), [
+    ("github-actions.yml", {"AZURE_TENANT_ID": TENANT, "AZURE_CLIENT_ID": "app-id"}),
+    ("azure-pipelines.yml", {}),
+])
+def test_the_hunt_step_runs_with_the_environment_the_pipeline_sets(
+        name: str, variables: dict[str, str], tmp_path: Path, identity: Identity) -> None:
+    """Its script, with the pipeline's variables filled in and the environment its step sets,
+    in bash: signed in through the Azure CLI session (a fake `az`), hunting the loopback Logs
+    API. Findings exit 1 (--fail-on-findings), written as NDJSON; the state file is saved."""
+    from tests.logs_server import LogsServer
+
+    identity.guest_of(TENANT)
+    step = hunt_step(PIPELINES / name)
+    values = {**variables, "SENTINEL_WORKSPACE_IDS": " ".join(WORKSPACES),
+              "stateDir": str(tmp_path / "state"),
+              "Build.ArtifactStagingDirectory": str(tmp_path / "staging")}
+
+    def fill(text: str) -> str:  # ${{ vars.NAME }} (GitHub) and $(Name) (Azure DevOps)
+        text = re.sub(r"\$\{\{\s*vars\.(\w+)\s*\}\}", lambda m: values[m[1]], text)
+        return re.sub(r"\$\(([\w.]+)\)", lambda m: values[m[1]], text)
+
+    [script] = scripts(step)
+    bin_dir = tmp_path / "bin"  # the installed entry point (`pip install .`)
+    bin_dir.mkdir()
+    (bin_dir / "sentinel-t1190").write_text(
+        f"#!{sys.executable}\nfrom sentinel_t1190.cli import main\nmain()\n")
+    (bin_dir / "sentinel-t1190").chmod(0o755)
+    with LogsServer() as server:
+        for workspace in WORKSPACES:
+            recent_telemetry(server, workspace)
+            server.tenants[workspace] = TENANT if variables else HOME_TENANT
+        env = {**os.environ, **{k: fill(str(v)) for k, v in (step.get("env") or {}).items()},
+               "PATH": f"{os.environ['PATH']}{os.pathsep}{bin_dir}",
+               "SENTINEL_LOGS_ENDPOINT": server.url, "REQUESTS_CA_BUNDLE": server.ca_path,
+               "PYTHONPATH": str(PIPELINES.parent.parent)}
+        run = subprocess.run(["bash", "-c", fill(script)], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=300, check=False)
+        queried = {seen.workspace for seen in server.requests}
+    assert run.returncode == 1, run.stderr  # findings, as --fail-on-findings asks
+    assert "Traceback" not in run.stderr
+    out = next(tmp_path.glob("**/findings.ndjson"))
+    findings = [json.loads(line) for line in out.read_text().splitlines()]
+    assert findings and {f["WorkspaceId"] for f in findings} == set(WORKSPACES)
+    assert next(tmp_path.glob("**/state.json")).exists()
+    assert queried == set(WORKSPACES)
+    assert identity.tenants_asked() == {variables.get("AZURE_TENANT_ID")}
+    assert {r.resource for r in identity.token_requests} == {"https://api.loganalytics.io"}

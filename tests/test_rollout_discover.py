@@ -150,6 +150,7 @@ def test_discovery_denied_exits_3_through_the_cli(server: FleetServer,
     run = cli("rollout", "--discover", env=server.env)
     assert run.code == 3
     assert run.stderr.startswith("error: Resource Graph: access denied (403)")
+    assert "needs Reader on the subscriptions" in run.stderr  # the role, not a generic hint
 
 
 def test_a_truncated_result_is_an_error_not_a_short_list(server: FleetServer) -> None:

@@ -15,39 +15,64 @@ resource rule_log4shell_jndi_lookup 'Microsoft.SecurityInsights/alertRules@2025-
     displayName: 'Log4Shell JNDI lookup in web requests or LDAP/RMI callback from Java (T1190)'
     description: '''Log4Shell (CVE-2021-44228) exploitation in two places. Web request logs (IIS W3CIISLog;
 CEF WAF/proxy logs in CommonSecurityLog) carrying a JNDI lookup string such as
-${jndi:ldap://...} in the URI, query, User-Agent, Referer or cookies, including the
-obfuscated forms ${${lower:j}ndi:, ${${::-j}${::-n}${::-d}${::-i}: and ${${env:X:-j}ndi:,
-URL-encoded or not. And the second stage (the class download, T1105): a Java process opening an LDAP or RMI connection
+${jndi:ldap://...} in the URI, query, User-Agent, Referer or cookies. Requests are
+percent-decoded three times, unescaped (\u0024, \044), lower-cased with the dotless ı as
+i, and de-obfuscated by resolving nested lookups (${lower:j}, ${upper:ı}, ${::-j},
+${env:X:-j}, ${date:'j'}, ${${:-l}${:-o}...}) before matching; a request that still
+carries Log4j lookup syntax without JNDI (${base64:...}, ${env:...}, escaped lookup names)
+is reported as a Log4j lookup. And the second stage (the class download, T1105): a Java process opening an LDAP or RMI connection
 (DeviceNetworkEvents) to a public address on an LDAP/RMI port or ldap://, rmi:// URL, or to
 any address on port 1389 (the JNDI exploit kits' default). Java servers talking LDAP to
 internal domain controllers (LDAP user directories) are the common benign look-alike and do
 not match; an attacker's LDAP server inside your network is only seen on port 1389.
-ExploitEvidence says which of the three was seen.'''
+ExploitEvidence says which of the four was seen.'''
     severity: 'High'
     enabled: true
-    query: '''let Jndi = @"(?i)\$\{(\$\{[^}]{0,30}?:-?|\}|:-)*j(\$\{[^}]{0,30}?:-?|\}|:-)*n(\$\{[^}]{0,30}?:-?|\}|:-)*d(\$\{[^}]{0,30}?:-?|\}|:-)*i(\$\{[^}]{0,30}?:-?|\}|:-)*:";
-let PlainJndi = @"(?i)\$\{jndi:";
+    query: '''// Requests: decoded (percent-decoding three times, so %2524%257B is seen), unescaped (\u0024,
+// \044 for $ and {), lower-cased with the dotless ı and İ as i, then de-obfuscated: four
+// rounds replace the innermost lookups by their values (${lower:j} -> j, ${::-j} and
+// ${env:X:-j} -> j, ${date:'j'} -> j), so nested and mixed forms collapse to ${jndi:.
+// A request that still carries Log4j lookup syntax without JNDI (${base64:...}, ${env:...},
+// escaped names) is reported too: web clients never send it.
+let Lookup = @"\$\{ ?(jndi|lower|upper|env|sys|date|base64|java|main|ctx|map|sd|spring|k8s|docker|web|log4j|bundle|jvmrunargs|event|marker) ?:|\$\{[^${}]*:-|\$\{(\\+u[0-9a-f]{4})+";
+let Jndi = @"\$\{jndi:";
 let IisRequests =
     W3CIISLog
     | where TimeGenerated > ago(1h)
-    | extend Request = strcat(csUriStem, "?", csUriQuery, " UA=", csUserAgent, " Referer=", csReferer, " Cookie=", csCookie)
-    | where Request contains "{" or Request contains "%7B" or Request contains "%257B"
-    | extend Decoded = url_decode(url_decode(Request))
-    | where Request matches regex Jndi or Decoded matches regex Jndi
     | project Timestamp = TimeGenerated, Source = "W3CIISLog", HostName = Computer,
-        SourceIP = cIP, AccountName = csUserName, ProcessName = "", ProcessCommandLine = "",
-        RemotePort = int(null), Payload = iff(Request matches regex Jndi, Request, Decoded);
+        SourceIP = cIP, AccountName = csUserName,
+        Request = strcat(csUriStem, "?", csUriQuery, " UA=", csUserAgent, " Referer=", csReferer, " Cookie=", csCookie);
 let CefRequests =
     CommonSecurityLog
     | where TimeGenerated > ago(1h)
-    | extend Request = strcat(RequestURL, " UA=", RequestClientApplication, " Referer=", RequestContext, " Cookie=", RequestCookies, " ", AdditionalExtensions)
-    | where Request contains "{" or Request contains "%7B" or Request contains "%257B"
-    | extend Decoded = url_decode(url_decode(Request))
-    | where Request matches regex Jndi or Decoded matches regex Jndi
     | project Timestamp = TimeGenerated, Source = "CommonSecurityLog",
         HostName = iff(isnotempty(DestinationHostName), DestinationHostName, DestinationIP),
-        SourceIP, AccountName = SourceUserName, ProcessName = "", ProcessCommandLine = "",
-        RemotePort = int(null), Payload = iff(Request matches regex Jndi, Request, Decoded);
+        SourceIP, AccountName = SourceUserName,
+        Request = strcat(RequestURL, " UA=", RequestClientApplication, " Referer=", RequestContext, " Cookie=", RequestCookies, " ", AdditionalExtensions);
+let JndiRequests =
+    union IisRequests, CefRequests
+    | where Request contains "{" or Request contains "%7B" or Request contains "%257B"
+        or Request contains "%25257B" or Request contains "u007b" or Request contains "u0024"
+    | extend Decoded1 = url_decode(Request)
+    | extend Decoded1 = iff(isempty(Decoded1), Request, Decoded1)
+    | extend Decoded2 = url_decode(Decoded1)
+    | extend Decoded2 = iff(isempty(Decoded2), Decoded1, Decoded2)
+    | extend Decoded = url_decode(Decoded2)
+    | extend Decoded = iff(isempty(Decoded), Decoded2, Decoded)
+    | extend Plain = tolower(replace_string(replace_string(Decoded, "ı", "i"), "İ", "i"))
+    | extend Plain = replace_regex(Plain, @"\\+(u0*24|0?44|x24)", "$")
+    | extend Plain = replace_regex(Plain, @"\\+(u0*7b|173|x7b)", "{")
+    | extend Plain = replace_regex(Plain, @"\\+(u0*7d|175|x7d)", "}")
+    | extend Text = replace_regex(replace_regex(replace_regex(Plain, @"\$\{[^${}]*:-([^${}]*)\}", @"\1"), @"\$\{(lower|upper) ?:([^${}]*)\}", @"\2"), @"\$\{date ?:'([^'${}]*)'\}", @"\1")
+    | extend Text = replace_regex(replace_regex(replace_regex(Text, @"\$\{[^${}]*:-([^${}]*)\}", @"\1"), @"\$\{(lower|upper) ?:([^${}]*)\}", @"\2"), @"\$\{date ?:'([^'${}]*)'\}", @"\1")
+    | extend Text = replace_regex(replace_regex(replace_regex(Text, @"\$\{[^${}]*:-([^${}]*)\}", @"\1"), @"\$\{(lower|upper) ?:([^${}]*)\}", @"\2"), @"\$\{date ?:'([^'${}]*)'\}", @"\1")
+    | extend Text = replace_regex(replace_regex(replace_regex(Text, @"\$\{[^${}]*:-([^${}]*)\}", @"\1"), @"\$\{(lower|upper) ?:([^${}]*)\}", @"\2"), @"\$\{date ?:'([^'${}]*)'\}", @"\1")
+    | where Text matches regex Jndi or Plain matches regex Lookup
+    | project Timestamp, Source, HostName, SourceIP, AccountName, ProcessName = "",
+        ProcessCommandLine = "", RemotePort = int(null), Payload = Decoded,
+        Evidence = case(Plain matches regex Jndi, "JNDI lookup in request",
+            Text matches regex Jndi, "Obfuscated JNDI lookup in request",
+            "Log4j lookup in request");
 let JavaCallbacks =
     DeviceNetworkEvents
     | where Timestamp > ago(1h)
@@ -58,14 +83,11 @@ let JavaCallbacks =
     | project Timestamp, Source = "DeviceNetworkEvents", HostName = DeviceName,
         SourceIP = RemoteIP, AccountName = InitiatingProcessAccountName,
         ProcessName = InitiatingProcessFileName, ProcessCommandLine = InitiatingProcessCommandLine,
-        RemotePort, Payload = iff(isnotempty(RemoteUrl), RemoteUrl, strcat(RemoteIP, ":", RemotePort));
-union IisRequests, CefRequests, JavaCallbacks
-| extend ExploitEvidence = case(
-    Source == "DeviceNetworkEvents", "Java LDAP/RMI callback",
-    Payload matches regex PlainJndi, "JNDI lookup in request",
-    "Obfuscated JNDI lookup in request")
+        RemotePort, Payload = iff(isnotempty(RemoteUrl), RemoteUrl, strcat(RemoteIP, ":", RemotePort)),
+        Evidence = "Java LDAP/RMI callback";
+union JndiRequests, JavaCallbacks
 | project Timestamp, Source, HostName, SourceIP, AccountName, ProcessName, ProcessCommandLine,
-    RemotePort, Payload, ExploitEvidence
+    RemotePort, Payload, ExploitEvidence = Evidence
 | sort by Timestamp desc
 '''
     queryFrequency: 'PT1H'

@@ -13,33 +13,60 @@ resource rule_sql_injection_in_request 'Microsoft.SecurityInsights/alertRules@20
   kind: 'Scheduled'
   properties: {
     displayName: 'SQL injection payload in web request query or URI (T1190)'
-    description: '''An IIS request (W3CIISLog) whose query string or URI stem carries a classic SQL-injection
-payload: UNION SELECT, quote-then-tautology (' or 1=1, ' or '1'='1), stacked queries
-(; drop / ; exec / ; shutdown), time delays (sleep(, waitfor delay, benchmark(, pg_sleep(),
-schema enumeration (information_schema, sysobjects, @@version), SQL Server command
-execution (xp_cmdshell) or error-based extraction (extractvalue(, updatexml(). The text is
-matched raw, with + as a space, and URL-decoded twice, so %27%20OR%201%3D1 and
-double-encoded payloads are caught. ExploitEvidence names the payload class; scStatus in the
-custom details shows whether the server answered 200 or failed (a 500 after a quote is
-itself a sign of injectable code). Vulnerability scanners you run yourself are the usual
-benign source: exclude their client_ip.'''
+    description: '''An IIS request (W3CIISLog) whose query string or URI stem carries SQL injection. The
+request is decoded first (+ as a space, percent-decoding three times, so %2527 hides
+nothing), then normalised: lower case, comments dropped (/**/ as a space, MySQL's
+executable /*!50000 */ keeping its content), encoded and control whitespace (%0b, %a0,
+tabs) as one space. Then token classes, not payload lists: a quote that closes a string
+followed by SQL (' or 1=1, admin'--, ') or ('1'='1, '=', ' union), boolean tests between
+literals (or 1=1, and 7300=7300, having 1=1, or true), UNION SELECT, ORDER BY n column
+enumeration, time delays (sleep, benchmark, pg_sleep, randomblob, waitfor delay), stacked
+statements and IF(...) SELECT, schema and version probes (information_schema, sysobjects,
+@@version, sqlite_master, version()), command execution and file access (xp_cmdshell,
+COPY ... FROM PROGRAM, INTO OUTFILE, load_file) and error-based functions. ExploitEvidence
+names the class; scStatus in the custom details shows whether the server answered 200 or
+failed (a 500 after a quote is itself a sign of injectable code). Vulnerability scanners
+you run yourself are the usual benign source: exclude their client_ip.'''
     severity: 'Medium'
     enabled: true
-    query: '''let Sqli = @"(?i)(union(\s|/\*.*?\*/)+(all(\s|/\*.*?\*/)+)?select\b|'\s*\)?\s*(or|and)\s+'?\w+'?\s*=\s*'?\w+|\bor\s+1\s*=\s*1\b|;\s*(drop|exec|execute|shutdown|declare)\s|\b(sleep|benchmark|pg_sleep)\s*\(|\bwaitfor\s+delay\b|\binformation_schema\b|\bsysobjects\b|@@version|\bxp_cmdshell\b|\b(extractvalue|updatexml)\s*\()";
+    query: '''// Decode (form '+' as space, then percent-decoding three times: %2527 hides %27), then
+// normalise: lower case, comments dropped (/**/ as a space; MySQL's executable /*!50000 */
+// keeps its content), encoded and control whitespace (%0b, %a0, tabs) as one space.
+let SqlCommand = @"xp_cmdshell|\bexec(ute)? (sp|xp)_\w+|\bbackup database\b|\bfrom program\b|\binto (out|dump)file\b|\bload_file ?\(";
+let SqlDelay = @"\b(sleep|pg_sleep) ?\( ?(\d|\(|select\b)|\bbenchmark ?\( ?\d+ ?,|\brandomblob ?\( ?\d|\bwaitfor (delay|time)\b";
+let SqlUnion = @"\bunion( all| distinct)? ?\(* ?select\b";
+let SqlSchema = @"\binformation_schema\b|\bsys(objects|columns|databases)\b|@@version|\bsqlite_master\b|\bpg_catalog\b|\ball_tab(les|_columns)\b|\bv\$version\b|\b(version|sqlite_version|database|current_database|user|current_user|db_name|suser_sname) ?\( ?\)|\bfrom dual\b|\bselect (current_user|session_user|system_user)\b";
+let SqlStacked = @"; ?(drop|exec|execute|shutdown|declare|select|insert|update|delete|create|alter|waitfor|begin|copy|attach|truncate)\b|\bif ?\([^()]*[=<>][^()]*\) ?(select|waitfor)\b|\b(create|drop|alter) (table|database|function|procedure)\b|\binsert into\b|\battach database\b|\bselect ?(\*|@@)";
+let SqlError = @"\b(extractvalue|updatexml) ?\(|\bconvert ?\( ?int\b|\bcast ?\(.{0,60}\bas (int|integer|numeric|signed)\b|\brlike ?\( ?select\b|\bcase when\b";
+let SqlColumns = @"\b(order|group) by \d+\b";
+// A quote that ends a string literal followed by SQL, or a boolean test between literals.
+let SqlLogic = @"['`] ?\)* ?\b(or|and|xor)\b ?\(* ?(['""`]|\d|true\b|false\b|null\b|\w+ ?(=|<>|!=|<|>|\blike\b|\brlike\b|\bregexp\b))|['""`] ?\)* ?\b(or|and|xor)\b ?(''|"""")|['""`] ?\)* ?(\b(or|and|xor)\b|&&|\|\|) ?\(* ?(\d|true\b|false\b|null\b)|['""`] ?\)* ?(--|#( |$)|/\*|=|\|\||\b(like|rlike|regexp|between|union|select|having|where|limit|procedure|into|waitfor)\b|\b(order|group) by\b)|['""`] ?\)* ?; ?($|--|#|/\*|\b(drop|exec|execute|shutdown|declare|select|insert|update|delete|create|alter|waitfor|begin|copy|attach|truncate|end)\b)|(\b(or|and|xor|having|where)\b|&&|\|\|) ?\(* ?(\d+|true|false|null|'[^']{0,20}'|""[^""]{0,20}""|\w{1,3}) ?\)* ?(=|<>|!=|<|>|\blike\b|\brlike\b|\bregexp\b|\bis (not )?null\b)|\b(or|and|xor) (true|false)\b|(\b(or|and|xor)\b|&&|\|\|) ?\d+ ?(--|#|/\*|;)|(\b(and|or|xor|having|where)\b|&&|\|\|) ?\(+ ?select\b|\b(char|chr|nchar) ?\( ?\d+ ?,";
 W3CIISLog
 | where TimeGenerated > ago(1h)
 | where isnotempty(csUriQuery) or csUriStem contains "%" or csUriStem contains "'"
 | extend RawRequest = replace_string(strcat(csUriStem, "?", csUriQuery), "+", " ")
-| extend DecodedRequest = url_decode(url_decode(RawRequest))
-| where RawRequest matches regex Sqli or DecodedRequest matches regex Sqli
-| extend Text = iff(isnotempty(DecodedRequest), DecodedRequest, RawRequest)
+| extend Spaced = replace_regex(RawRequest, @"(?i)%(25)*(0[0-9a-f]|1[0-9a-f]|7f|a0|c2%(25)*a0)", " ")
+| extend Decoded1 = url_decode(Spaced)
+| extend Decoded1 = iff(isempty(Decoded1), Spaced, Decoded1)
+| extend Decoded2 = url_decode(Decoded1)
+| extend Decoded2 = iff(isempty(Decoded2), Decoded1, Decoded2)
+| extend DecodedRequest = url_decode(Decoded2)
+| extend DecodedRequest = iff(isempty(DecodedRequest), Decoded2, DecodedRequest)
+| extend SqlText = replace_regex(tolower(DecodedRequest), @"/\*[^!]*?\*/", " ")
+| extend SqlText = replace_regex(SqlText, @"/\*!\d*|\*/|[\x00-\x20\x7f\x{a0}]+", " ")
+| extend SqlText = replace_regex(SqlText, @" +", " ")
+| where SqlText matches regex SqlLogic or SqlText matches regex SqlUnion
+    or SqlText matches regex SqlDelay or SqlText matches regex SqlSchema
+    or SqlText matches regex SqlStacked or SqlText matches regex SqlCommand
+    or SqlText matches regex SqlError or SqlText matches regex SqlColumns
 | extend ExploitEvidence = case(
-    Text matches regex @"(?i)\bxp_cmdshell\b", "Command execution via SQL",
-    Text matches regex @"(?i)(\b(sleep|benchmark|pg_sleep)\s*\(|\bwaitfor\s+delay\b)", "Time-based SQLi",
-    Text matches regex @"(?i)union(\s|/\*.*?\*/)+(all(\s|/\*.*?\*/)+)?select\b", "UNION-based SQLi",
-    Text matches regex @"(?i)(\binformation_schema\b|\bsysobjects\b|@@version)", "Schema enumeration",
-    Text matches regex @"(?i);\s*(drop|exec|execute|shutdown|declare)\s", "Stacked query",
-    Text matches regex @"(?i)\b(extractvalue|updatexml)\s*\(", "Error-based SQLi",
+    SqlText matches regex SqlCommand, "Command execution via SQL",
+    SqlText matches regex SqlDelay, "Time-based SQLi",
+    SqlText matches regex SqlUnion, "UNION-based SQLi",
+    SqlText matches regex SqlSchema, "Schema enumeration",
+    SqlText matches regex SqlStacked, "Stacked query",
+    SqlText matches regex SqlError, "Error-based SQLi",
+    SqlText matches regex SqlColumns, "Column enumeration",
     "Tautology SQLi")
 | project TimeGenerated, Computer, sSiteName, cIP, csMethod, csUriStem, csUriQuery,
     DecodedRequest, scStatus, csUserAgent, ExploitEvidence

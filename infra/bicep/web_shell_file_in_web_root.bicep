@@ -13,41 +13,69 @@ resource rule_web_shell_file_in_web_root 'Microsoft.SecurityInsights/alertRules@
   kind: 'Scheduled'
   properties: {
     displayName: 'Script file written into a web root by a web server or shell (T1190, T1505.003)'
-    description: '''A server-side script file (.aspx, .ashx, .asmx, .asp, .ascx, .cshtml, .jsp, .jspx, .php,
-.phtml, .cfm, .cgi, .pl ...) was created, modified or renamed under a web root (IIS
+    description: '''A file that a web server executes (.aspx, .ashx, .asmx, .asp, .asa, .cer, .soap,
+web.config, .cshtml, .jsp, .jspx, .php, .php3-.php7, .phtml, .phar, .cfm, .cgi, .pl ...;
+PHP extensions anywhere in the name, as Apache runs shell.php.jpg, others last or before
+IIS's ;1.jpg or a %00) was created, modified or renamed under a web root (IIS
 inetpub\wwwroot, Exchange FrontEnd\HttpProxy and ClientAccess, Tomcat webapps, htdocs,
-/var/www, /usr/share/nginx/html) by a web-server process or a shell, script host or
-download tool. Dropping a web shell is what follows most exploits of public-facing
+/var/www, /usr/share/nginx/html, /srv/www) by a web server or app runtime (versioned
+images such as php-fpm8.1 included), an Exchange worker (ProxyShell's
+MSExchangeMailboxReplication.exe), System (ProxyLogon's shell; also files copied over an
+SMB share), a shell or script host, or a download tool. Dropping a web shell is what follows most exploits of public-facing
 applications (ProxyLogon/ProxyShell, Confluence, Tomcat managers, PHP apps) and is how the
 attacker keeps access. ExploitEvidence says who wrote the file. Deployment tools (msdeploy,
 Octopus Tentacle, Ansible's python) write these files too: deploys from a process not in
-the writer lists do not match, and Tomcat expanding a WAR (java writing .jsp under
-webapps) is a known benign look-alike to tune with an exclusion (field `child` = the
-writing process, `parent` = its parent).'''
+the writer lists do not match. Tomcat expanding a WAR (java writing an app's JSPs next to
+its WEB-INF) is recognised and left out: the same process writing that app's WEB-INF or
+META-INF in the window marks the app's files as a deployment (a WAR uploaded through an
+exposed Tomcat manager is therefore not seen here). Deploys over an SMB share show as
+System: exclude them by device (field `child` = the writing process).'''
     severity: 'High'
     enabled: true
-    query: '''let ScriptExtensions = dynamic([".aspx", ".ashx", ".asmx", ".asp", ".ascx", ".cshtml",
-    ".jsp", ".jspx", ".jsf", ".php", ".php5", ".phtml", ".cfm", ".cgi", ".pl"]);
-let WebRoot = @"(?i)(\\inetpub\\wwwroot|\\FrontEnd\\HttpProxy|\\ClientAccess\\(owa|ecp)|\\webapps|\\htdocs|/var/www|/usr/share/nginx/html|/webapps|/htdocs)(\\|/|$)";
+    query: '''// A file whose name carries a server-executable extension anywhere in its extension chain
+// (shell.php5, .phtml, .phar, shell.aspx;1.jpg, shell.php%00.gif, web.config with handlers,
+// .asa, .cer, .soap ...; PHP ones anywhere in the chain, as Apache's AddHandler runs
+// shell.php.jpg, the others last, as IIS maps by the last extension), created, modified or renamed under a web root by a web server or app
+// runtime (versioned images such as php-fpm8.1 included), an Exchange worker (ProxyShell's
+// MSExchangeMailboxReplication.exe), System (ProxyLogon's shell, and files copied over SMB),
+// a shell or script host, or a download tool.
+let ScriptExtension = @"(?i)\.(php[0-9]?|pht|phtml?|phar|phpt|pgif)(\.|;|%00|\\x00|$)|\.(asp|aspx|asa|asax|ascx|ashx|asmx|axd|cer|cdx|config|soap|svc|rem|xamlx|cshtml|vbhtml|jsp|jspx|jspf|jsw|jsv|jsf|cfm|cfml|cgi|pl|shtml|shtm|stm)(;|%00|\\x00|$)";
+let WebRoot = @"(?i)(\\inetpub\\wwwroot|\\FrontEnd\\HttpProxy|\\ClientAccess\\(owa|ecp)|\\webapps|\\htdocs|/var/www|/usr/share/nginx/html|/webapps|/htdocs|/srv/www|/srv/http)(\\|/|$)";
 let WebServers = dynamic(["w3wp.exe", "httpd.exe", "nginx.exe", "apache2.exe", "java.exe",
     "javaw.exe", "tomcat9.exe", "tomcat8.exe", "php.exe", "php-cgi.exe", "node.exe",
     "python.exe", "python3.exe", "ruby.exe", "perl.exe", "ews.exe", "umworkerprocess.exe",
-    "msexchangeservicehost.exe", "java", "httpd", "apache2", "nginx", "php-fpm", "php",
-    "php-cgi", "node", "tomcat"]);
+    "umservice.exe", "msexchangeservicehost.exe", "msexchangemailboxreplication.exe",
+    "msexchangedelivery.exe", "msexchangesubmission.exe", "edgetransport.exe", "java",
+    "httpd", "apache2", "nginx", "php-fpm", "php", "php-cgi", "node", "nodejs", "tomcat",
+    "python", "python3", "ruby", "perl", "lighttpd", "caddy", "gunicorn", "uwsgi", "dotnet"]);
+let VersionedServer = @"(?i)^(php-fpm|php|python|tomcat|ruby|perl|node)[0-9][0-9.]*$";
 let Shells = dynamic(["cmd.exe", "powershell.exe", "pwsh.exe", "wscript.exe", "cscript.exe",
-    "mshta.exe", "bash", "sh", "dash", "zsh", "pwsh"]);
+    "mshta.exe", "bash", "sh", "dash", "zsh", "ksh", "pwsh", "busybox"]);
 let DownloadTools = dynamic(["certutil.exe", "bitsadmin.exe", "curl.exe", "wget.exe", "curl",
     "wget"]);
+// Tomcat expanding a deployed WAR writes the app's JSPs beside its WEB-INF/META-INF: the same
+// process writing an app's WEB-INF in this window marks the app's files as a deployment.
+let AppOf = @"(?i)^(.*[\\/]webapps[\\/][^\\/]+)[\\/]";
+let WarExpansions =
+    DeviceFileEvents
+    | where Timestamp > ago(1h)
+    | where ActionType in ("FileCreated", "FileModified", "FileRenamed")
+    | where FolderPath matches regex @"(?i)[\\/]webapps[\\/][^\\/]+[\\/](WEB-INF|META-INF)[\\/]"
+    | extend App = extract(AppOf, 1, FolderPath)
+    | distinct DeviceName, InitiatingProcessId, App;
 DeviceFileEvents
 | where Timestamp > ago(1h)
 | where ActionType in ("FileCreated", "FileModified", "FileRenamed")
-| extend FileExtension = tolower(extract(@"(\.[^.\\/]+)$", 1, FileName))
-| where FileExtension in (ScriptExtensions)
+| where FileName matches regex ScriptExtension
 | where FolderPath matches regex WebRoot
-| where InitiatingProcessFileName in~ (WebServers) or InitiatingProcessFileName in~ (Shells)
+| where InitiatingProcessFileName in~ (WebServers) or InitiatingProcessFileName matches regex VersionedServer
+    or InitiatingProcessFileName =~ "System" or InitiatingProcessFileName in~ (Shells)
     or InitiatingProcessFileName in~ (DownloadTools)
+| extend App = extract(AppOf, 1, FolderPath)
+| join kind=leftanti WarExpansions on DeviceName, InitiatingProcessId, App
 | extend ExploitEvidence = case(
-    InitiatingProcessFileName in~ (WebServers), "Written by web server process",
+    InitiatingProcessFileName in~ (WebServers) or InitiatingProcessFileName matches regex VersionedServer, "Written by web server process",
+    InitiatingProcessFileName =~ "System", "Written by System (kernel or SMB share)",
     InitiatingProcessFileName in~ (Shells), "Written by shell or script host",
     "Written by download tool")
 | project Timestamp, DeviceName, ActionType, FileName, FolderPath, SHA256,

@@ -64,6 +64,8 @@ if TYPE_CHECKING:
 
 #: Microsoft.OperationalInsights/workspaces (stable) for the workspace pre-flight.
 WORKSPACE_API_VERSION = "2023-09-01"
+#: Microsoft.Authorization permissions (what the caller may do at a scope).
+PERMISSIONS_API_VERSION = "2022-04-01"
 #: The Logs API query (a POST) is read-only, so it is retried like a GET.
 _RETRY_METHODS = frozenset({"HEAD", "GET", "PUT", "DELETE", "OPTIONS", "TRACE", "POST"})
 #: Roles named in 401/403 messages (infra/README.md explains them).
@@ -311,6 +313,21 @@ class SentinelWorkspaceClient:
             raise unreadable(f"reading the Sentinel onboarding state of {self._where()}",
                              exc) from exc
         return True
+
+    def caller_permissions(self) -> list[dict[str, Any]]:
+        """What the signed-in identity may do on the workspace: ARM's permissions API
+        (``Permissions_ListForResource``), one ``{actions, notActions, ...}`` per role."""
+        url = (f"{self.cloud.arm_endpoint}{self.workspace_id}/providers/"
+                           f"Microsoft.Authorization/permissions?api-version="
+                           f"{PERMISSIONS_API_VERSION}")
+        found: list[dict[str, Any]] = []
+        for _ in range(100):  # a page per role at most: a nextLink loop must not hang us
+            doc = self._get_json(url, f"reading your permissions on {self._where()}") or {}
+            found += [p for p in doc.get("value") or [] if isinstance(p, dict)]
+            url = str(doc.get("nextLink") or "")
+            if not url:
+                break
+        return found
 
     def preflight(self, *, sentinel: bool = True) -> WorkspaceInfo:
         info = self.workspace_info()

@@ -10,12 +10,16 @@ another tenant, which the caller reports as an authentication error.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import re
 import threading
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InputError
+from ..errors import AuthError, InputError, first_line
 from .clouds import Cloud
 
 #: Appended to "cannot get a token" errors: azure-identity's per-credential reasons are long,
@@ -39,12 +43,17 @@ def default_credential(cloud: Cloud, tenant_id: str | None = None) -> Credential
 
     kwargs: dict[str, Any] = {"authority": cloud.authority_host}
     if tenant_id:
-        if not _TENANT.fullmatch(tenant_id):
-            raise InputError(f"tenant {tenant_id!r} is not a tenant id (a GUID or a domain)")
-        kwargs["additionally_allowed_tenants"] = [tenant_id]
+        kwargs["additionally_allowed_tenants"] = [check_tenant(tenant_id)]
         for credential in ("workload_identity", "shared_cache", "visual_studio_code"):
             kwargs[f"{credential}_tenant_id"] = tenant_id
     return Credential(DefaultAzureCredential(**kwargs), tenant_id)
+
+
+def check_tenant(tenant_id: str) -> str:
+    """*tenant_id* if azure-identity would accept it as a tenant, else InputError."""
+    if not _TENANT.fullmatch(tenant_id):
+        raise InputError(f"tenant {tenant_id!r} is not a tenant id (a GUID or a domain)")
+    return tenant_id
 
 
 #: A cached token is used until this many seconds before it expires.
@@ -113,3 +122,46 @@ def answering_credential(credential: Any) -> str:
     inner = getattr(credential, "inner", credential)
     answered = getattr(inner, "_successful_credential", None)
     return type(answered if answered is not None else inner).__name__
+
+
+def token_claims(token: str) -> dict[str, Any]:
+    """The claims of an Entra ID access token (its JWT payload), unverified: to say who signed
+    in, never to trust. Empty when the token is not a JWT. The token itself goes nowhere."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return {}
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """Who a credential signs in as, from its ARM token's claims (never the token)."""
+
+    credential: str
+    tenant_id: str | None
+    object_id: str | None
+    #: A user's sign-in name, or an application's id (service principal, managed identity).
+    name: str | None
+
+
+def sign_in(credential: Any, cloud: Cloud) -> SignIn:
+    """Get an ARM token and say who it is for; AuthError when no credential can sign in."""
+    from azure.core.exceptions import ClientAuthenticationError
+
+    try:
+        token = credential.get_token(cloud.arm_scope)  # every TokenCredential has get_token
+    except ClientAuthenticationError as exc:
+        raise AuthError(f"cannot get a token: {first_line(exc)}{NO_TOKEN_HINT}") from exc
+    claims = token_claims(token.token)
+    name = claims.get("upn") or claims.get("unique_name") or claims.get("appid") or claims.get(
+        "azp")
+    return SignIn(answering_credential(credential), _text(claims.get("tid")),
+                  _text(claims.get("oid")), _text(name))
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if value else None

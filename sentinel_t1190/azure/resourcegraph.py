@@ -161,7 +161,9 @@ def _pages(client: Any, query: str, subscriptions: Sequence[str] | None,
         except HttpResponseError as exc:
             if exc.status_code in (401, 403):
                 raise AuthError(f"Resource Graph: access denied ({exc.status_code}): "
-                                f"{exc.message}") from exc
+                                f"{exc.message} (the identity needs Reader on the "
+                                "subscriptions to discover, or delegated access through "
+                                "Azure Lighthouse)") from exc
             if exc.status_code is not None and exc.status_code < 400:  # DecodeError
                 raise _unreadable(exc.message) from exc
             raise AzureServiceError(f"Resource Graph query failed ({exc.status_code}): "

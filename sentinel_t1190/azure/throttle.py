@@ -188,8 +188,8 @@ class RetryAfterCap(SansIOHTTPPolicy[Any, Any]):
             close()  # a streamed answer: give the connection back
         raise RetryAfterTooLong(
             f"Azure answered HTTP {status} to {request.http_request.method} "
-            f"{_path(request.http_request.url)} and asked to wait {wait:.0f} s before "
-            f"retrying, more than the {self.max_seconds:.0f} s --max-retry-after allows; "
+            f"{_path(request.http_request.url)} and asked to wait {wait:g} s before "
+            f"retrying, more than the {self.max_seconds:g} s --max-retry-after allows; "
             "not retried", status=status, wait=wait)
 
 

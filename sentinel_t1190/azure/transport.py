@@ -34,8 +34,17 @@ def pooled_transport(pool_size: int, **client_kwargs: Any) -> Any:
         max_retries=Retry(total=False, redirect=False, raise_on_status=False))
     for scheme in ("https://", "http://"):
         session.mount(scheme, adapter)
+    # Requests authenticate with bearer tokens. Without an auth of its own, requests looks
+    # for ~/.netrc on every request (a tenth of a fleet run's CPU), and an entry there for
+    # the host would replace the token with basic auth. Proxies from the environment stay.
+    session.auth = _bearer_only
     settings = {k: v for k, v in client_kwargs.items() if k in _CONNECTION_KEYS}
     return RequestsTransport(session=session, session_owner=False, **settings)
+
+
+def _bearer_only(request: Any) -> Any:
+    """A requests auth that leaves the request as azure-core signed it."""
+    return request
 
 
 def close_transport(transport: Any) -> None:

@@ -103,7 +103,7 @@ app = typer.Typer(
 #: Command modules in the order --help lists them, imported for their @app.command
 #: registrations; a module not written yet is skipped.
 COMMAND_MODULES = ("pack", "test", "hunt", "backtest", "deploy", "status", "remove", "rollout",
-                   "health", "export")
+                   "health", "export", "doctor")
 
 
 def _version(value: bool) -> None:

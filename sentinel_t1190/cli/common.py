@@ -165,8 +165,8 @@ def command(func: F) -> F:
         except Terminated:
             typer.echo("error: terminated", err=True)
             raise typer.Exit(143) from None
-        except (typer.Exit, typer.Abort, typer.TyperException):
-            raise
+        except (typer.Exit, typer.Abort, typer.TyperException, BrokenPipeError):
+            raise  # a closed pipe (`… | head`) is click's to end, as a SIGPIPE would
         except Exception as exc:  # a bug: one line and exit 5, never a traceback or exit 1
             if debug:
                 traceback.print_exc(file=sys.stderr)
@@ -235,13 +235,28 @@ CloudOpt = Annotated[
         help="AzureCloud, AzureUSGovernment or AzureChinaCloud.",
     ),
 ]
+def _tenant(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
+    """A typed --tenant-id that is no tenant: a usage error before anything runs (a rollout
+    would otherwise fail every target). AZURE_TENANT_ID is checked only where it is used."""
+    from ..azure.credentials import check_tenant
+    from ..errors import InputError
+
+    if not value or not from_command_line(ctx, str(param.name)):
+        return value
+    try:
+        return check_tenant(value)
+    except InputError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 TenantId = Annotated[
     str | None,
     typer.Option(
         "--tenant-id",
         envvar="AZURE_TENANT_ID",
         metavar="GUID",
-        help="Entra ID tenant to authenticate in.",
+        callback=_tenant,
+        help="Entra ID tenant to authenticate in (default: each credential's own).",
     ),
 ]
 ArmEndpoint = Annotated[

@@ -49,6 +49,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "sentinel-t1190 status --targets targets.csv --output json",
         "sentinel-t1190 status --defender",
     ),
+    "doctor": (
+        "sentinel-t1190 doctor --tenant-id $TENANT",
+        "sentinel-t1190 doctor --subscription-id $SUB -g rg-sec -w sentinel-ws",
+        "sentinel-t1190 doctor --subscription-id $SUB -g rg-sec -w sentinel-ws --output json",
+    ),
     "health": (
         "sentinel-t1190 health --workspace-id $WORKSPACE_ID",
         "sentinel-t1190 health --targets targets.csv --timespan 7d --fail-on-unhealthy",
