@@ -64,7 +64,8 @@ class Diagnosis:
                          "tenant_asked": self.tenant_asked},
             "cloud": {"name": self.cloud.name, "authority": self.cloud.authority_host,
                       "arm_endpoint": self.cloud.arm_endpoint,
-                      "logs_endpoint": self.cloud.logs_endpoint},
+                      "logs_endpoint": self.cloud.logs_endpoint,
+                      "graph_endpoint": self.cloud.graph_endpoint},
             "workspace": self.workspace,
             "ok": self.ok,
             "checks": [c.to_dict() for c in self.checks],
@@ -73,7 +74,7 @@ class Diagnosis:
 
 def diagnose(cloud: Cloud, *, tenant_id: str | None = None, target: Target | None = None,
              tables: Sequence[str] = (), credential: TokenCredential | None = None,
-             **client_kwargs: Any) -> Diagnosis:
+             defender: bool = False, **client_kwargs: Any) -> Diagnosis:
     """Sign in (DefaultAzureCredential in *tenant_id*, unless *credential*) and check the
     identity; with *target*, also the workspace and the pack's *tables* in it.
 
@@ -88,7 +89,35 @@ def diagnose(cloud: Cloud, *, tenant_id: str | None = None, target: Target | Non
     if target is not None:
         with arm.workspace_client_for(target, token, cloud, **client_kwargs) as client:
             workspace_checks(diagnosis, client, tables)
+    if defender:
+        defender_checks(diagnosis, token)
     return diagnosis
+
+
+def defender_checks(diagnosis: Diagnosis, credential: TokenCredential) -> None:
+    """Defender XDR through Graph: advanced hunting answers (a one-row query), and custom
+    detection rules can be read; a failure names the Graph permission that is missing."""
+    from .azure.graph import (
+        HUNTING_PERMISSION,
+        RULES_PERMISSION,
+        DefenderHuntingClient,
+        DetectionRulesClient,
+    )
+
+    cloud = diagnosis.cloud
+    with DefenderHuntingClient(cloud, credential, retry_total=1) as hunting:
+        _rows, failed = _attempt(
+            "defender hunting", f"the Microsoft Graph permission {HUNTING_PERMISSION}",
+            partial(hunting.query, "defender", "DeviceProcessEvents | take 1",
+                    timespan="P1D", on_rows=lambda _rows: None))
+    diagnosis.checks.append(failed or Check(
+        "defender hunting", True, f"advanced hunting answers at {cloud.graph_endpoint}"))
+    with DetectionRulesClient(cloud, credential, retry_total=1) as rules:
+        found, failed = _attempt(
+            "defender rules", f"the Microsoft Graph permission {RULES_PERMISSION}",
+            rules.list_rules)
+    diagnosis.checks.append(failed or Check(
+        "defender rules", True, f"{len(found)} custom detection rule(s) readable"))
 
 
 def allowed(action: str, permissions: Iterable[Mapping[str, Any]]) -> bool:

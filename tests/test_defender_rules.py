@@ -141,3 +141,24 @@ def test_frequency_rounds_up_to_an_allowed_period(frequency: str, period: str) -
     [rule] = load_pack().select(["web_server_child_process"])
     changed = replace(rule, data={**rule.data, "queryFrequency": frequency})
     assert detection_rule.schedule_period(changed) == period
+
+
+def test_doctor_checks_defender_and_names_the_missing_permission(
+        cli: Callable[..., Any], graph: GraphServer) -> None:
+    from tests.xdr_servers import Scripted
+
+    graph.add_csv(sample_files()[0])
+    run = cli("doctor", "--defender", "--output", "json")
+    assert run.code == 0, run.stdout + run.stderr
+    checks = {c["check"]: c for c in run.json()["checks"]}
+    assert checks["defender hunting"]["status"] == "ok"
+    assert checks["defender rules"]["status"] == "ok"
+    assert run.json()["cloud"]["graph_endpoint"] == graph.url
+
+    graph.add_reply(Scripted(403, {"error": {"code": "Forbidden", "message": "no role"}},
+                             times=5))
+    run = cli("doctor", "--defender", "--output", "json")
+    assert run.code == 1
+    failed = {c["check"]: c for c in run.json()["checks"]}["defender hunting"]
+    assert failed["status"] == "failed"
+    assert "ThreatHunting.Read.All" in failed["hint"]

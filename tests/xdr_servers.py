@@ -233,10 +233,13 @@ class GraphServer(_KqlServer):
         if method != "POST" or path != "/v1.0/security/runHuntingQuery":
             return 404, {}, {"error": {"code": "BadRequest", "message": f"no {path}"}}, 0
         where = "true"
-        if body.get("Timespan"):
-            start, end = (_naive(t) for t in body["Timespan"].split("/"))
+        span = str(body.get("Timespan") or "")
+        if "/" in span:
+            start, end = (_naive(t) for t in span.split("/"))
             where = (f"Timestamp >= CAST('{start}' AS TIMESTAMP) AND "
                      f"Timestamp <= CAST('{end}' AS TIMESTAMP)")
+        elif span:  # P<n>D: back from now (the only other form the tool sends)
+            where = f"Timestamp >= now()::TIMESTAMP - INTERVAL {int(span[1:-1])} DAY"
         try:
             columns, types, rows = self.run_kql(body["Query"], where)
         except (duckdb_kql.KqlError, duckdb.Error) as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from .. import render
@@ -12,6 +14,7 @@ from .common import (
     ArmEndpoint,
     CloudOpt,
     Debug,
+    GraphEndpoint,
     LogsEndpoint,
     OptResourceGroup,
     OptSubscription,
@@ -44,6 +47,10 @@ def doctor_command(
     tenant_id: TenantId = None,
     arm_endpoint: ArmEndpoint = None,
     logs_endpoint: LogsEndpoint = None,
+    defender: Annotated[bool, typer.Option(
+        "--defender", help="Also check Defender XDR through Microsoft Graph: advanced hunting "
+        "(ThreatHunting.Read.All) and custom detection rules.")] = False,
+    graph_endpoint: GraphEndpoint = None,
     verbose: Verbose = False,
     debug: Debug = False,
 ) -> int:
@@ -60,7 +67,8 @@ def doctor_command(
     from ..deploy import Target
     from ..doctor import diagnose
 
-    where = resolve_cloud(cloud, arm_endpoint=arm_endpoint, logs_endpoint=logs_endpoint)
+    where = resolve_cloud(cloud, arm_endpoint=arm_endpoint, logs_endpoint=logs_endpoint,
+                          graph_endpoint=graph_endpoint)
     target = None
     typed = from_command_line(ctx, "subscription_id")
     if resource_group or workspace or typed:
@@ -68,7 +76,8 @@ def doctor_command(
                         tenant_id)
     rules = api.load_pack(pack_dir).select(rule) if target is not None else ()
     tables = sorted({table for r in rules for table in r.tables})
-    diagnosis = diagnose(where, tenant_id=tenant_id, target=target, tables=tables)
+    diagnosis = diagnose(where, tenant_id=tenant_id, target=target, tables=tables,
+                         defender=defender)
     with output_stream(out) as stream:
         render.doctor(diagnosis.to_dict(), output, stream)
     return ExitCode.OK if diagnosis.ok else ExitCode.FOUND
