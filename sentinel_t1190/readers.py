@@ -14,7 +14,8 @@ lines of the bundled table's columns, which the engine then reads like any other
   Defender / Graph advanced-hunting ``{"Schema", "Results"}`` / ``{"schema", "results"}``.
 
 Conversion streams line by line (memory stays flat); only an Event Hub document that is not
-one per line is parsed whole.
+one per line is parsed whole. A W3C log with one ``#Fields`` list and nothing odd in it is not
+converted at all: DuckDB reads it in place (:func:`_w3c_in_place`).
 """
 
 from __future__ import annotations

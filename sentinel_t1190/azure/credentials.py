@@ -153,10 +153,10 @@ def sign_in(credential: Any, cloud: Cloud) -> SignIn:
     from azure.core.exceptions import ClientAuthenticationError
 
     try:
-        info = credential.get_token_info(cloud.arm_scope)
+        token = credential.get_token(cloud.arm_scope)  # every TokenCredential has get_token
     except ClientAuthenticationError as exc:
         raise AuthError(f"cannot get a token: {first_line(exc)}{NO_TOKEN_HINT}") from exc
-    claims = token_claims(info.token)
+    claims = token_claims(token.token)
     name = claims.get("upn") or claims.get("unique_name") or claims.get("appid") or claims.get(
         "azp")
     return SignIn(answering_credential(credential), _text(claims.get("tid")),
