@@ -1,10 +1,11 @@
 """Backtest: what a change to the pack does to the findings, before it ships.
 
-The current pack and a baseline (another pack folder, or the pack at a git revision) run
-their hunting queries, exclusions compiled in, over the same data and window. Per rule the
-findings are compared as multisets of rows over the columns both versions output: ``added``
-(only the current pack finds them), ``removed`` (only the baseline does), ``unchanged``. A
-rule whose compiled query text is the same on both sides is run once.
+The current pack and a baseline (another pack folder, the pack at a git revision, or the
+rules as deployed in a workspace) run their queries, exclusions compiled in, over the same
+data and window (against deployed rules both sides run their scheduled query, windowed).
+Per rule the findings are compared as multisets of rows over the columns both versions
+output: ``added`` (only the current pack finds them), ``removed`` (only the baseline does),
+``unchanged``. A rule whose compiled query text is the same on both sides is run once.
 
 Per exclusion of the current pack: ``suppressed`` is how many of the rule's findings the
 entry alone removes (the rule without exclusions, minus the rule with only that entry).

@@ -15,6 +15,7 @@ from sentinel_t1190 import detection
 from sentinel_t1190.alert_rule import owned_ids, shipped_rule_ids
 from sentinel_t1190.cli import app
 from sentinel_t1190.rules import load_pack
+from tests.identity import Identity
 from tests.test_pipelines import scripts
 
 CLOCK = "2026-01-15T12:00:00Z"  # the sample telemetry's clock (data/sample/sample.json)
@@ -158,3 +159,38 @@ def test_validate_warns_about_a_rule_missing_from_the_shipped_ids(
         listed.write(f"{new_id}\n")
     again = cli("validate", "--pack", str(pack), "--output", "json")
     assert not [f for f in again.json()["findings"] if f["code"] == "not-in-shipped-ids"]
+
+
+def test_rollout_prune_uses_the_packs_own_shipped_ids(
+        pack: Path, tmp_path: Path, cli: Callable[..., Any], identity: Identity) -> None:
+    from tests.fleet_server import FleetServer
+    from tests.test_rollout import FOREIGN, _foreign_rules, make_fleet, write_targets
+
+    ours = "9d1c7b52-3f0e-4a8b-b6c1-2e4f5a6b7c8d"  # a rule only this pack ever shipped
+    for folder in ("analytics", "hunting"):
+        seed = (pack / folder / "web_server_child_process.yaml").read_text()
+        (pack / folder / "our_variant.yaml").write_text(
+            seed.replace(detection.RULE_ID, ours).replace("id: ", "id: 0", folder == "hunting"))
+    with (pack / "shipped_rule_ids.txt").open("a") as listed:
+        listed.write(f"{ours}\n")
+    bundled = [r.id for r in load_pack().rules]
+    with FleetServer(tmp_path) as server:
+        fleet = make_fleet(server, 1)
+        _foreign_rules(fleet[0])
+        targets = str(write_targets(tmp_path / "t.csv", fleet))
+
+        def rollout(*args: str) -> Any:
+            run = cli("rollout", "--targets", targets, "--report", str(tmp_path / "r.json"),
+                      "--output", "json", *args, env=server.env)
+            assert run.code == 0, run.stderr
+            return run
+
+        rollout("--pack", str(pack))
+        assert ours in fleet[0].rules
+        for folder in ("analytics", "hunting"):  # the pack retires its own rule
+            (pack / folder / "our_variant.yaml").unlink()
+        rollout("--prune")  # the bundled pack's list does not know the rule: kept
+        assert ours in fleet[0].rules
+        rollout("--pack", str(pack), "--prune")
+        remaining = sorted(fleet[0].rules)
+    assert remaining == sorted(["builtinfusion", FOREIGN, *bundled])
