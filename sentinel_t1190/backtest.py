@@ -97,7 +97,7 @@ class RuleDiff:
 
 @dataclass
 class BacktestResult:
-    """The ``backtest`` JSON shape (shared/DESIGN.md §5), plus source, warnings, summary."""
+    """The ``backtest`` JSON shape (docs/json-output.md), plus source, warnings, summary."""
 
     baseline: dict[str, Any]
     source: dict[str, Any]

@@ -147,7 +147,7 @@ class DeployResult:
         return tuple(p for p in self.rules if p.action is Action.REFUSED)
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``deploy`` JSON shape (shared/DESIGN.md §3)."""
+        """The ``deploy`` JSON shape (docs/json-output.md)."""
         return {"workspace": self.workspace.to_dict(), "rules": [p.to_dict() for p in self.rules]}
 
 
@@ -196,7 +196,7 @@ class StatusResult:
                      if s.state not in (RuleState.IN_SYNC, RuleState.REFUSED))
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``status`` JSON shape (shared/DESIGN.md §3)."""
+        """The ``status`` JSON shape (docs/json-output.md)."""
         return {"workspace": self.workspace.to_dict(), "rules": [s.to_dict() for s in self.rules]}
 
 

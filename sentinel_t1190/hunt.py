@@ -75,7 +75,7 @@ def windowed_query(rule: Rule, window: Window) -> str:
 
 @dataclass
 class HuntResult:
-    """One rule's findings over one window, in the ``hunt`` JSON shape (shared/DESIGN.md §3)."""
+    """One rule's findings over one window, in the ``hunt`` JSON shape (docs/json-output.md)."""
 
     rule: Rule
     source: dict[str, Any]
@@ -111,7 +111,7 @@ class HuntResult:
         return {"total": self.total, "by_evidence": dict(sorted(labels.items()))}
 
     def head(self) -> dict[str, Any]:
-        """The document without its findings (shared/DESIGN.md §3)."""
+        """The document without its findings (docs/json-output.md)."""
         return {**document_head(self.rule, self.source, self.window, self.complete,
                                 self.warnings), "summary": self.summary()}
 
@@ -121,7 +121,7 @@ class HuntResult:
 
 def document_head(rule: Rule, source: dict[str, Any], window: Window, complete: bool,
                   warnings: Sequence[str]) -> dict[str, Any]:
-    """The first keys of a hunt JSON document (shared/DESIGN.md §3), local or live."""
+    """The first keys of a hunt JSON document (docs/json-output.md), local or live."""
     return {"rule": {"id": rule.id, "name": rule.name}, "source": source,
             "window": window.to_dict(), "complete": complete, "warnings": list(warnings)}
 

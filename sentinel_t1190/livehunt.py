@@ -200,7 +200,7 @@ class LiveHuntResult:
         raise kind("; ".join(dict.fromkeys(errors)) or "every workspace failed")
 
     def to_dict(self) -> dict[str, Any]:
-        """The hunt JSON document (shared/DESIGN.md §3) without ``findings``, plus
+        """The hunt JSON document (docs/json-output.md) without ``findings``, plus
         ``workspaces`` and ``stats``; the caller streams the findings in."""
         return {
             **document_head(self.rule, self.source, self.window, self.complete,

@@ -3,7 +3,7 @@
 For each target :func:`rollout` calls :func:`sentinel_t1190.deploy.deploy` — the same
 pre-flight, plan, write and read-back as ``deploy`` — from a bounded pool of worker threads.
 One target's failure is recorded and never stops the others. After EACH target the report
-(shared/DESIGN.md §3) is rewritten atomically (a temporary file renamed over it), so a run
+(docs/json-output.md) is rewritten atomically (a temporary file renamed over it), so a run
 that is interrupted, crashes or is killed loses nothing; :func:`load_report` + ``resume_from``
 redo only the targets that failed or never ran.
 

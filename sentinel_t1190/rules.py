@@ -76,7 +76,7 @@ class Rule:
         return Path(self.path).stem
 
     def summary(self) -> dict[str, Any]:
-        """The ``rules`` JSON shape (shared/DESIGN.md §3), plus ``short_id``."""
+        """The ``rules`` JSON shape (docs/json-output.md), plus ``short_id``."""
         return {
             "id": self.id, "short_id": self.short_id, "name": self.name,
             "severity": self.severity,

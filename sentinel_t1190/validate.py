@@ -13,7 +13,7 @@ Sources for the limits (docs/validate.md lists them per check):
   FrequencyLimitationForLongPeriodQuery.cs, EntityMappingIdentifiers.cs,
   ValidEntityMappingsAttribute.cs, AlertDetailsOverride.cs, KillChainTechniquesHelper.cs.
 - The Microsoft.SecurityInsights alertRules REST API and Sentinel's documented limits
-  (shared/DESIGN.md §4): <= 10 entity mappings of <= 3 identifiers, <= 20 custom details.
+  (the service limits): <= 10 entity mappings of <= 3 identifiers, <= 20 custom details.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import pytest
 from sentinel_t1190 import detection_rule
 from sentinel_t1190.rules import load_pack
 from sentinel_t1190.sample import sample_files
+from tests.conftest import assert_schema
 from tests.xdr_servers import GraphServer
 
 EXPRESSIBLE = ("web_server_child_process", "web_shell_file_in_web_root")
@@ -42,6 +43,7 @@ def test_deploy_creates_then_writes_nothing_then_sees_drift_then_removes(
     assert run.code == 0, run.stderr
     assert [r["action"] for r in run.json()["rules"]] == ["created", "created"]
     assert run.json()["workspace"]["kind"] == "defender"
+    assert_schema(run.json(), "deploy")
     deployed = ours(graph)
     assert len(deployed) == 2
     seed = deployed[load_pack().select(["web_server_child_process"])[0].id]
@@ -66,6 +68,7 @@ def test_deploy_creates_then_writes_nothing_then_sees_drift_then_removes(
         '"w3wp.exe", ', "")}, "schedule": {"period": "24H"}})
     run = cli("status", "--defender", *PICK, "--output", "json")
     assert run.code == 1
+    assert_schema(run.json(), "status")
     drifted = run.json()["rules"][0]
     assert drifted["state"] == "drifted"
     assert {c["field"] for c in drifted["changes"]} == {"queryCondition.queryText",
@@ -80,6 +83,7 @@ def test_deploy_creates_then_writes_nothing_then_sees_drift_then_removes(
     run = cli("remove", "--defender", *PICK, "--yes", "--output", "json")
     assert run.code == 0, run.stderr
     assert [r["action"] for r in run.json()["rules"]] == ["deleted", "deleted"]
+    assert_schema(run.json(), "remove")
     assert list(graph.rules) == [foreign]  # someone else's rule is never touched
     run = cli("remove", "--defender", *PICK, "--yes", "--output", "json")
     assert [r["action"] for r in run.json()["rules"]] == ["absent", "absent"]
