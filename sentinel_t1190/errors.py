@@ -1,4 +1,4 @@
-"""The exception tree and the exit-code table (README "Exit codes", docs/azure-identity.md), in one place."""
+"""The exception tree and the exit-code table (docs/azure-identity.md), in one place."""
 
 from __future__ import annotations
 
