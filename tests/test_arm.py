@@ -20,7 +20,7 @@ from sentinel_t1190.azure.credentials import default_credential
 from sentinel_t1190.errors import AuthError, AzureServiceError, ConflictError, InputError
 from tests.identity import Identity
 
-REFERENCE = Path("/work/shared/reference/azure/securityinsights-2025-12-01")
+REFERENCE = Path(__file__).parent / "data" / "azure" / "securityinsights-2025-12-01"
 EXAMPLE_ID = "73e01a99-5cd7-4139-a149-9f2736ff2ab5"
 
 

@@ -17,7 +17,7 @@ from sentinel_t1190.logs_response import (
 )
 from sentinel_t1190.render import OutputFormat, RowFormatter
 
-REFERENCE = Path("/work/shared/reference/azure")
+REFERENCE = Path(__file__).parent / "data" / "azure"
 TRICKY = [
     ["2026-01-10T11:59:31.8731150Z", "web],[01", 'cmd.exe /c "echo ],[ %s %d"', None, 3,
      "ünïcode ✓ \\ back\\slash", "tab\tnew\nline\x00nul", True, 1.5],
