@@ -89,7 +89,8 @@ def test_the_shipped_pack_validates_clean(cli: Callable[..., Any]) -> None:
     assert run.code == 0, run.stdout
     doc = run.json()
     # analytics/ and hunting/: five rules and their hunting queries.
-    assert doc == {"checked": 10, "errors": 0, "warnings": 0, "findings": []}
+    assert doc == {"schema_version": 1, "checked": 10, "errors": 0, "warnings": 0,
+                   "findings": []}
 
 
 def test_every_rule_in_analytics_is_valid() -> None:
@@ -121,7 +122,7 @@ def test_valid_files_pass_and_unsupported_kql_is_only_a_warning(cli: Callable[..
 def test_json_output_shape(cli: Callable[..., Any]) -> None:
     run = cli("validate", str(INVALID / "bad_duration.yaml"), "--output", "json")
     doc = run.json()
-    assert set(doc) == {"checked", "errors", "warnings", "findings"}
+    assert set(doc) == {"schema_version", "checked", "errors", "warnings", "findings"}
     assert (doc["checked"], doc["errors"], doc["warnings"]) == (1, 1, 0)
     [finding] = doc["findings"]
     assert finding == {
