@@ -108,6 +108,21 @@ class Seen:
     at: float
 
 
+def loopback_https(handler: type[BaseHTTPRequestHandler], folder: str
+                   ) -> tuple[ThreadingHTTPServer, str]:
+    """A threading HTTPS server on 127.0.0.1 (a trustme certificate) and the path of the CA
+    to trust (written into *folder*); serve it with ``serve_forever`` in a thread."""
+    ca = trustme.CA()
+    ca_path = str(Path(folder) / "ca.pem")
+    ca.cert_pem.write_to_path(ca_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    return server, ca_path
+
+
 class LogsServer:
     def __init__(self, row_cap: int | None = None) -> None:
         self.row_cap = row_cap
@@ -121,15 +136,7 @@ class LogsServer:
         self._lock = threading.Lock()
         self._views_lock = threading.Lock()
         self._dir = tempfile.TemporaryDirectory()
-        ca = trustme.CA()
-        cert = ca.issue_cert("127.0.0.1", "localhost")
-        self.ca_path = str(Path(self._dir.name) / "ca.pem")
-        ca.cert_pem.write_to_path(self.ca_path)
-        self._ssl = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        cert.configure_cert(self._ssl)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self._server.socket = self._ssl.wrap_socket(self._server.socket, server_side=True)
+        self._server, self.ca_path = loopback_https(_handler(self), self._dir.name)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property

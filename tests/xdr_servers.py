@@ -21,20 +21,20 @@ the server through REQUESTS_CA_BUNDLE=server.ca_path.
 from __future__ import annotations
 
 import json
-import ssl
 import tempfile
 import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import duckdb_kql
-import trustme
+
+from tests.logs_server import loopback_https
 
 _GRAPH_TYPES = {"TIMESTAMP": "DateTime", "VARCHAR": "String", "BIGINT": "Int64",
                 "INTEGER": "Int32", "DOUBLE": "Double", "BOOLEAN": "Boolean"}
@@ -71,14 +71,7 @@ class _KqlServer:
         self._lock = threading.Lock()
         self._con = duckdb_kql.connect()
         self._dir = tempfile.TemporaryDirectory()
-        ca = trustme.CA()
-        self.ca_path = str(Path(self._dir.name) / "ca.pem")
-        ca.cert_pem.write_to_path(self.ca_path)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        self._server, self.ca_path = loopback_https(_handler(self), self._dir.name)
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         daemon=True)
 
