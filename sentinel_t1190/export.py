@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +18,8 @@ from . import alert_rule
 from .compile import deployed_query
 from .errors import InputError
 from .files import atomic_open
+from .formats import ExportFormat
 from .rules import Rule
-
-
-class ExportFormat(StrEnum):
-    arm = "arm"
-    bicep = "bicep"
-    yaml = "yaml"
-    sigma = "sigma"
-    navigator = "navigator"
-
 
 SUFFIX = {ExportFormat.arm: ".json", ExportFormat.bicep: ".bicep", ExportFormat.yaml: ".yaml",
           ExportFormat.sigma: ".yml", ExportFormat.navigator: ".json"}

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .. import api, reports
+from .. import reports
 from ..errors import ExitCode, InputError, PartialResultError
 from ..reports import ReportFormat
 from ..timespan import parse_instant
@@ -95,6 +95,8 @@ def backtest_command(
 
     Exit 1 with --fail-on-added / --fail-on-removed when that happens.
     """
+    from .. import api
+
     paths = [*(local or []), *(files or [])]
     if files and not local:
         raise InputError(f"unexpected argument {files[0]!r}; files go after --local")
@@ -136,6 +138,7 @@ def _deployed(subscription_id: str | None, resource_group: str | None, workspace
               tenant_id: str | None, cloud: str, arm_endpoint: str | None,
               logs_endpoint: str | None) -> dict[str, Any]:
     """``--baseline deployed``: read each rule's deployed version through ARM."""
+    from .. import api
     from ..deploy import Target
 
     if not (subscription_id and resource_group and workspace):

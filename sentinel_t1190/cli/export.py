@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
-from .. import api, render
+from .. import render
 from ..errors import ExitCode, InputError
-from ..export import ExportFormat
+from ..formats import ExportFormat
 from .app import app
 from .common import Debug, PackDir, RuleIds, Verbose, command, output_stream
 
@@ -41,7 +41,7 @@ def export_command(
     The templates take one parameter, `workspace`, and deploy each rule under its fixed id,
     with the same properties `deploy` sends.
     """
-    from .. import export
+    from .. import api, export
 
     rules = api.load_pack(pack_dir).select(rule)
     if out is not None:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .. import api, reports
+from .. import reports
 from ..errors import ExitCode, InputError
 from ..reports import ReportFormat
 from ..timespan import parse_instant
@@ -68,6 +68,7 @@ def health_command(
     state, alerts (SecurityAlert), incidents by how they were closed (SecurityIncident,
     latest state of each), precision and alerts per day; noisy or failing rules flagged.
     """
+    from .. import api
     from ..azure import credentials
     from ..azure.clouds import resolve_cloud
     from ..azure.logs import LogsClient

@@ -12,7 +12,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .. import api, render
+from .. import render
 from ..errors import ExitCode, InputError, PartialResultError, SentinelT1190Error
 from ..render import OutputFormat
 from ..timespan import parse_duration, parse_instant
@@ -258,6 +258,8 @@ def hunt_command(
     The window is (end - timespan, end]; --timespan replaces the rule's built-in 24 h
     lookback.
     """
+    from .. import api
+
     paths = [*(local or []), *(files or [])]
     html = output is HuntFormat.html
     fmt = OutputFormat.json if html else OutputFormat(output.value)
@@ -491,6 +493,7 @@ def _run_live(
 ) -> int:
     import tempfile
 
+    from .. import api
     from ..azure import credentials
     from ..azure.clouds import resolve_cloud
     from ..livehunt import LiveOptions

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .. import api, render
+from .. import render
 from ..errors import ExitCode
 from ..render import OutputFormat
 from .app import app
@@ -25,6 +25,8 @@ def rules_command(
     debug: Debug = False,
 ) -> int:
     """List the rules in the pack: id, name, severity, tactics, techniques, tables."""
+    from .. import api
+
     pack = api.load_pack(pack_dir)
     with output_stream(out) as stream:
         render.rules(pack.rules, output, stream)
@@ -49,6 +51,8 @@ def validate_command(
 
     Exits 1 when any rule has an error (warnings alone exit 0).
     """
+    from .. import api
+
     checked, findings = api.validate(paths, pack_root=pack_dir)
     with output_stream(out) as stream:
         render.findings(findings, checked, output, stream)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .. import api, render
+from .. import render
 from ..errors import ExitCode, InputError
 from ..render import OutputFormat
 from .app import app
@@ -54,6 +54,8 @@ Concurrency = Annotated[int, typer.Option(
 
 def _targets(targets: Path | None, discover: bool, subscriptions: list[str] | None,
              azure: dict[str, Any], previous: RolloutReport | None) -> list[Target]:
+    from .. import api
+
     if targets is not None and discover:
         raise InputError("give --targets FILE or --discover, not both")
     if subscriptions and not discover:
@@ -179,6 +181,7 @@ def rollout_command(
     failed or never ran. Exit 1 if any workspace failed or refused a rule (unless
     --allow-refused).
     """
+    from .. import api
     from ..rollout import load_report, remaining_targets
 
     azure = {"cloud": cloud, "tenant_id": tenant_id, "arm_endpoint": arm_endpoint,
@@ -233,6 +236,8 @@ def fleet_status(targets: Path | None, discover: bool, subscription_id: str | No
                  logs_endpoint: str | None, output: OutputFormat, out: Path | None,
                  pack_dir: Path | None = None, allow_refused: bool = False) -> int:
     """`status --targets FILE | --discover`: every workspace's status in one table / JSON."""
+    from .. import api
+
     if resource_group or workspace:
         raise InputError("--resource-group/--workspace name one workspace; with --targets or "
                          "--discover leave them out")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import api, render
+from .. import render
 from ..errors import ExitCode
 from ..render import OutputFormat
 from .app import app
@@ -34,6 +34,8 @@ def test_command(
     The query is the one deploy sends, exclusions included. A rule fails without at least
     one positive and one negative case. Exits 1 when any case or rule fails.
     """
+    from .. import api
+
     document = api.test_rules(rule, pack=api.load_pack(pack_dir))
     with output_stream(out) as stream:
         render.rule_tests(document, output, stream)
