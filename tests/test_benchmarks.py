@@ -34,3 +34,19 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "DeviceProcessEvents-g1-2000-m500.parquet", "DeviceProcessEvents-g1-2000.parquet", "work"]
     assert list(work.iterdir()) == []  # each run's output deleted after it
+
+
+def test_startup_benchmark_smoke(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_startup.py"), "--repeat", "1",
+         "--commands", "hunt,export"],
+        capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    for case in ("--help", "hunt --help", "export --help"):
+        # Help imports none of the heavy libraries (tests/test_imports.py holds that too).
+        assert re.search(rf"^{re.escape(case)} +[\d.]+ +[\d.]+ +[+-][\d.]+ +[\d.]+  none +"
+                         r"(PASS|FAIL)$", result.stdout, re.M), (case, result.stdout)
+    assert re.search(r"^python -c pass +[\d.]+", result.stdout, re.M)
+    assert re.search(r"^target: every --help <= 0.3 s .*: (PASS|FAIL.*)$", result.stdout, re.M)
+    assert list(tmp_path.iterdir()) == []  # the byte-code cache went to a temporary folder

@@ -1,7 +1,5 @@
 """The Typer application; each command lives in its own module and registers itself here."""
 
-from __future__ import annotations
-
 import importlib
 import importlib.util
 import sys
@@ -25,6 +23,19 @@ class _Completed(Exception):
         self.code = code if isinstance(code, int) else 0
 
 
+def _absent_flag_is_false(process: Any) -> Any:
+    """The group's flags not given (--help, --install-completion, --show-completion) are
+    False, as given ones are True: typer (0.29) leaves them None, and coerces None through a
+    pydantic TypeAdapter it builds first, so ``sentinel-t1190 COMMAND --help`` imported
+    pydantic (0.2 s) to learn that an absent flag is absent. Their callbacks treat None and
+    False alike."""
+
+    def process_value(ctx: Any, value: Any) -> Any:
+        return process(ctx, False if value is None else value)
+
+    return process_value
+
+
 class _OneLineErrors(TyperGroup):
     """Usage errors as one ``error: …`` line on stderr (exit 2), like every other error.
 
@@ -41,6 +52,15 @@ class _OneLineErrors(TyperGroup):
                     # An instance attribute: this argument's help shows its metavar alone.
                     param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
         return command
+
+    def get_params(self, ctx: Any) -> Any:
+        params = super().get_params(ctx)
+        for param in params:
+            if (getattr(getattr(param, "type_descriptor", None), "annotation", None) is bool
+                    and "process_value" not in vars(param)):
+                param.process_value = _absent_flag_is_false(  # type: ignore[method-assign]
+                    param.process_value)
+        return params
 
     def _main_shell_completion(self, ctx_args: Any, prog_name: str,
                                complete_var: str | None = None) -> None:

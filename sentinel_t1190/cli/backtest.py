@@ -1,7 +1,5 @@
 """`backtest`: the findings a change to the pack adds and removes, before it ships."""
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
 import typer

@@ -1,7 +1,5 @@
 """`deploy`: create or update the pack's rules in one Sentinel workspace (plan first)."""
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated
 
@@ -41,8 +39,8 @@ if TYPE_CHECKING:
     from ..deploy import RulePlan, Target
 
 
-def connect(target: Target, cloud: str, arm_endpoint: str | None,
-            logs_endpoint: str | None) -> SentinelWorkspaceClient:
+def connect(target: "Target", cloud: str, arm_endpoint: str | None,
+            logs_endpoint: str | None) -> "SentinelWorkspaceClient":
     """The workspace client for a command's target options (deploy, status, remove)."""
     from .. import api
 
@@ -109,7 +107,7 @@ def deploy_command(
     return deploy_exit(result.failed, result.refused, allow_refused)
 
 
-def deploy_exit(failed: Sequence[RulePlan], refused: Sequence[RulePlan],
+def deploy_exit(failed: "Sequence[RulePlan]", refused: "Sequence[RulePlan]",
                 allow_refused: bool) -> int:
     """A deploy's exit code, with the reason of each failure on stderr."""
     for step in failed:

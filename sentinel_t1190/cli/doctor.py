@@ -1,7 +1,5 @@
 """`doctor`: who is signed in, and whether it can read, write and query a workspace."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -1,7 +1,5 @@
 """`export`: the pack as ARM templates, Bicep or normalised Azure-Sentinel YAML."""
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 from typing import Annotated

@@ -1,7 +1,5 @@
 """`health`: how the pack's rules behave in production, per workspace or across a fleet."""
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -82,7 +80,7 @@ def health_command(
     pack = api.load_pack(pack_dir)
     where = resolve_cloud(cloud, arm_endpoint=arm_endpoint, logs_endpoint=logs_endpoint)
 
-    def resolve(target: Target) -> WorkspaceInfo:
+    def resolve(target: "Target") -> "WorkspaceInfo":
         with api.workspace_client(target, cloud=cloud, arm_endpoint=arm_endpoint,
                                   logs_endpoint=logs_endpoint) as client:
             return client.workspace_info()

@@ -1,7 +1,5 @@
 """`hunt`: run rules' hunting queries over local telemetry (or, later, live workspaces)."""
 
-from __future__ import annotations
-
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -365,7 +363,7 @@ def _size(spec: str) -> int:
     return path.stat().st_size if path.is_file() else 0
 
 
-def _live_client(where: LiveSource, cloud: Cloud, credential: Any, server_timeout: int,
+def _live_client(where: "LiveSource", cloud: "Cloud", credential: Any, server_timeout: int,
                  max_retry_after: float) -> Any:
     """The query client of the live source (each is a context manager)."""
     if where.defender:
@@ -420,7 +418,7 @@ class _LiveProgress:
                                  TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
                                  console=Console(stderr=True), transient=True)
 
-    def __enter__(self) -> _LiveProgress:
+    def __enter__(self) -> "_LiveProgress":
         if self._bar is not None:
             self._bar.start()
         return self
@@ -429,7 +427,7 @@ class _LiveProgress:
         if self._bar is not None:
             self._bar.stop()
 
-    def __call__(self, progress: HuntProgress) -> None:
+    def __call__(self, progress: "HuntProgress") -> None:
         detail = f"{progress.slices} slice(s), {progress.rows:,} finding(s)"
         if self._bar is not None:
             if self._task is None:
@@ -474,7 +472,7 @@ def _run_live(
     now: str | None,
     fail_on_findings: bool,
     allow_partial: bool,
-    hunt_state: HuntState | None,
+    hunt_state: "HuntState | None",
     overlap: str,
     server_timeout: int,
     max_retry_after: float,
@@ -488,7 +486,7 @@ def _run_live(
     csv_raw: bool,
     out: Path | None,
     html: bool,
-    pack: Pack,
+    pack: "Pack",
     progress_every: float,
 ) -> int:
     import tempfile
@@ -517,7 +515,7 @@ def _run_live(
         reporter,
     ):
 
-        def sink_for(_rule: Rule) -> Any:
+        def sink_for(_rule: "Rule") -> Any:
             if streamed:
                 return stream
             spool = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115

@@ -1,7 +1,5 @@
 """`rules` and `validate`: the pack itself."""
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 from typing import Annotated

@@ -1,7 +1,5 @@
 """`remove`: delete the pack's rules from one Sentinel workspace."""
 
-from __future__ import annotations
-
 import sys
 from typing import Annotated
 

@@ -1,7 +1,5 @@
 """`rollout`: the pack to many workspaces, resumable, with a report written as it goes."""
 
-from __future__ import annotations
-
 import os
 import sys
 from datetime import UTC, datetime
@@ -53,7 +51,7 @@ Concurrency = Annotated[int, typer.Option(
 
 
 def _targets(targets: Path | None, discover: bool, subscriptions: list[str] | None,
-             azure: dict[str, Any], previous: RolloutReport | None) -> list[Target]:
+             azure: dict[str, Any], previous: "RolloutReport | None") -> "list[Target]":
     from .. import api
 
     if targets is not None and discover:
@@ -121,14 +119,14 @@ class _Progress:
         self.task = self.progress.add_task("planning" if dry_run else "deploying",
                                            total=total, counts="")
 
-    def __enter__(self) -> _Progress:
+    def __enter__(self) -> "_Progress":
         self.progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
-    def __call__(self, result: TargetResult) -> None:
+    def __call__(self, result: "TargetResult") -> None:
         status = result.status.value
         self.counts[status] = self.counts.get(status, 0) + 1
         text = "  ".join(f"{k} {v}" for k, v in sorted(self.counts.items()))
@@ -215,7 +213,7 @@ def _quoted(path: Path) -> str:
     return shlex.quote(str(path))
 
 
-def _rollout_exit(result: RolloutReport, report_path: Path | None,
+def _rollout_exit(result: "RolloutReport", report_path: Path | None,
                   allow_refused: bool) -> int:
     """Exit 1 for failed workspaces (and refusals), saying why and how to resume."""
     if report_path is not None:

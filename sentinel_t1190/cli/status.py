@@ -1,7 +1,5 @@
 """`status`: is what is deployed what the pack says? in-sync, drifted, missing, disabled..."""
 
-from __future__ import annotations
-
 import typer
 
 from .. import render

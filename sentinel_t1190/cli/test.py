@@ -1,7 +1,5 @@
 """`test`: each rule's fixture cases through the local engine, with the deployed KQL."""
 
-from __future__ import annotations
-
 from .. import render
 from ..errors import ExitCode
 from ..render import OutputFormat
