@@ -1,6 +1,6 @@
 """Detection quality on public labelled corpora: recall, false alarms and the misses, per rule.
 
-    python benchmarks/detection_quality.py [--corpus DIR] [--misses N] [--enforce]
+    python benchmarks/detection_quality.py [--corpus DIR] [--benign DIR] [--misses N] [--enforce]
 
 Each rule's deployed KQL (exclusions included, as ``deploy`` sends it) runs on the local
 engine over table rows built from tests/corpus/ (tests/corpus/README.md names the sources):
@@ -17,8 +17,10 @@ engine over table rows built from tests/corpus/ (tests/corpus/README.md names th
 - linux_web_server_child_process: OTRF's Log4Shell run on Tomcat/Ubuntu.
 
 Benign rows: the real Apache access log (elastic/examples) as IIS requests for the two
-request rules; for the web-shell rule, OTRF's other real file events of the ProxyLogon run and
-Tomcat expanding a WAR; for the Linux rule, OTRF's other process events.
+request rules, and the ``*.gz`` access logs of each ``--benign DIR`` (public logs that are not
+in the repository; tests/corpus/README.md names them and how to build them); for the web-shell
+rule, OTRF's other real file events of the ProxyLogon run and Tomcat expanding a WAR; for the
+Linux rule, OTRF's other process events.
 
 Prints one table and the misses; exits 1 with --enforce when a rule is below its target.
 """
@@ -32,7 +34,7 @@ import re
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -71,6 +73,8 @@ class Quality:
     alarms: list[str] = field(default_factory=list)
     #: ExploitEvidence of the detected attack rows.
     labels: Counter[str] = field(default_factory=Counter)
+    #: Benign rows per source (the access log's name for the request rules).
+    benign_sources: Counter[str] = field(default_factory=Counter)
 
     @property
     def recall(self) -> float:
@@ -95,27 +99,32 @@ def _tsv(path: Path) -> list[tuple[str, str]]:
 
 
 _COMBINED = re.compile(
-    r'^(?P<ip>\S+) \S+ \S+ \[[^\]]+\] "(?P<method>\S+) (?P<target>\S+)(?: \S+)?" '
+    r'^(?P<ip>\S+) \S+ \S+ \[[^\]]+\] "(?P<method>\S+) (?P<target>\S+)(?: +\S+)?" '
     r'(?P<status>\d{3}) \S+(?: "(?P<referer>[^"]*)" "(?P<agent>[^"]*)")?')
 
 
-def benign_requests(corpus: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Real access logs' requests (benign/*.gz, Apache combined) as W3CIISLog columns.
+def benign_requests(corpus: Path,
+                    extra: Sequence[Path] = ()) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """Real access logs' requests as (log name, request, W3CIISLog columns).
 
-    IIS writes spaces in a logged field as ``+``, so the User-Agent and Referer do too.
+    Reads benign/*.gz of *corpus* and every *.gz in the *extra* folders: Apache/nginx combined
+    lines, or common ones (no Referer or User-Agent, as the 1995 NASA traces). IIS writes
+    spaces in a logged field as ``+``, so the User-Agent and Referer do too.
     """
-    for path in sorted((corpus / "benign").glob("*.gz")):
-        yield from _combined_log(path)
+    for folder in (corpus / "benign", *extra):
+        for path in sorted(folder.glob("*.gz")):
+            yield from _combined_log(path)
 
 
-def _combined_log(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+def _combined_log(path: Path) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    source = path.name.removesuffix(".gz").removesuffix(".log")
     with gzip.open(path, "rt", encoding="utf-8", errors="replace") as handle:
         for line in handle:
             match = _COMBINED.match(line)
             if not match:
                 continue
             stem, _, query = match["target"].partition("?")
-            yield match["target"], {
+            yield source, match["target"], {
                 "cIP": match["ip"], "csMethod": match["method"], "csUriStem": stem,
                 "csUriQuery": query or "-", "scStatus": match["status"],
                 "csUserAgent": (match["agent"] or "-").replace(" ", "+"),
@@ -142,7 +151,7 @@ SQLI_ENCODINGS: dict[str, Callable[[str], str]] = {
 }
 
 
-def sqli_samples(corpus: Path) -> list[Sample]:
+def sqli_samples(corpus: Path, benign: Sequence[Path] = ()) -> list[Sample]:
     samples = []
     for label, payload in _tsv(corpus / "sqli" / "payload_box.tsv"):
         for name, encode in SQLI_ENCODINGS.items():
@@ -150,12 +159,12 @@ def sqli_samples(corpus: Path) -> list[Sample]:
                 "csUriStem": "/products.aspx", "csUriQuery": "id=" + encode(payload)}))
     for row in _w3c(corpus / "sqli" / "plaso_iis7_sqli.log"):
         samples.append(Sample("attack", "plaso-iis7", str(row["csUriQuery"]), row))
-    samples += [Sample("benign", "elastic-apache", shown, row)
-                for shown, row in benign_requests(corpus)]
+    samples += [Sample("benign", source, shown, row)
+                for source, shown, row in benign_requests(corpus, benign)]
     return samples
 
 
-def log4shell_samples(corpus: Path) -> list[Sample]:
+def log4shell_samples(corpus: Path, benign: Sequence[Path] = ()) -> list[Sample]:
     samples = []
     for label, payload in _tsv(corpus / "log4shell" / "payloads.tsv"):
         placements = {
@@ -167,8 +176,8 @@ def log4shell_samples(corpus: Path) -> list[Sample]:
         }
         samples += [Sample(label, f"bypass/{name}", payload, row)
                     for name, row in placements.items()]
-    samples += [Sample("benign", "elastic-apache", shown, row)
-                for shown, row in benign_requests(corpus)]
+    samples += [Sample("benign", source, shown, row)
+                for source, shown, row in benign_requests(corpus, benign)]
     return samples
 
 
@@ -183,7 +192,7 @@ WRITERS = ("w3wp.exe", "System", "MSExchangeMailboxReplication.exe", "php-fpm8.1
            "powershell.exe", "bash", "certutil.exe", "curl")
 
 
-def web_shell_samples(corpus: Path) -> list[Sample]:
+def web_shell_samples(corpus: Path, benign: Sequence[Path] = ()) -> list[Sample]:
     samples = []
     extensions = (corpus / "web_shell" / "upload_extensions.txt").read_text().split()
     for ext in extensions:
@@ -211,7 +220,7 @@ def web_shell_samples(corpus: Path) -> list[Sample]:
     return samples
 
 
-def linux_samples(corpus: Path) -> list[Sample]:
+def linux_samples(corpus: Path, benign: Sequence[Path] = ()) -> list[Sample]:
     samples = []
     for line in (corpus / "otrf_log4shell_ubuntu" / "DeviceProcessEvents.jsonl").open():
         row = json.loads(line)
@@ -222,8 +231,9 @@ def linux_samples(corpus: Path) -> list[Sample]:
 
 
 #: rule stem -> (table, the input column that carries the row id, the output column that
-#: shows it, the samples). The web-shell rule joins on DeviceName, so its id is in SHA256.
-RULES: dict[str, tuple[str, str, str, Callable[[Path], list[Sample]]]] = {
+#: shows it, the samples from the corpus and the extra benign folders). The web-shell rule joins
+#: on DeviceName, so its id is in SHA256.
+RULES: dict[str, tuple[str, str, str, Callable[[Path, Sequence[Path]], list[Sample]]]] = {
     "sql_injection_in_request": ("W3CIISLog", "Computer", "Computer", sqli_samples),
     "log4shell_jndi_lookup": ("W3CIISLog", "Computer", "HostName", log4shell_samples),
     "web_shell_file_in_web_root": ("DeviceFileEvents", "SHA256", "SHA256", web_shell_samples),
@@ -239,15 +249,18 @@ _TIME_COLUMN = {"W3CIISLog": "TimeGenerated", "DeviceFileEvents": "Timestamp",
 # --- measuring -----------------------------------------------------------------------------
 
 
-def measure_rule(stem: str, corpus: Path = CORPUS) -> Quality:
-    """Run *stem*'s deployed query over its labelled samples and count hits and misses."""
+def measure_rule(stem: str, corpus: Path = CORPUS, benign: Sequence[Path] = ()) -> Quality:
+    """Run *stem*'s deployed query over its labelled samples and count hits and misses.
+
+    *benign* folders add their access logs to the request rules' benign rows.
+    """
     from sentinel_t1190.compile import deployed_query
     from sentinel_t1190.engine import LocalEngine, LocalFile
     from sentinel_t1190.rules import load_pack
 
     table, id_input, id_column, build = RULES[stem]
     [rule] = load_pack(ROOT).select([stem])
-    samples = build(corpus)
+    samples = build(corpus, benign)
     host, time = _HOST_COLUMN[table], _TIME_COLUMN[table]
     with tempfile.TemporaryDirectory(prefix="st1190-quality-") as folder:
         path = Path(folder) / f"{table}.jsonl"
@@ -280,14 +293,15 @@ def measure_rule(stem: str, corpus: Path = CORPUS) -> Quality:
             quality.probes_detected += hit
         else:
             quality.benign += 1
+            quality.benign_sources[sample.source] += 1
             quality.false_alarms += hit
             if hit:
                 quality.alarms.append(f"{sample.source}: {sample.shown}")
     return quality
 
 
-def measure(corpus: Path = CORPUS) -> list[Quality]:
-    return [measure_rule(stem, corpus) for stem in RULES]
+def measure(corpus: Path = CORPUS, benign: Sequence[Path] = ()) -> list[Quality]:
+    return [measure_rule(stem, corpus, benign) for stem in RULES]
 
 
 def report(results: list[Quality], misses: int) -> str:
@@ -306,17 +320,26 @@ def report(results: list[Quality], misses: int) -> str:
     for q in results:
         shown = ", ".join(f"{label} {n}" for label, n in q.labels.most_common())
         lines.append(f"labels of {q.rule}: {shown}")
+    for q in results:
+        shown = ", ".join(f"{source} {n}" for source, n in sorted(q.benign_sources.items()))
+        lines.append(f"benign rows of {q.rule}: {shown}")
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--corpus", type=Path, default=CORPUS)
+    parser.add_argument("--benign", type=Path, action="append", default=[], metavar="DIR",
+                        help="also read every *.gz access log in DIR as benign requests "
+                             "(repeatable)")
     parser.add_argument("--misses", type=int, default=20, help="misses shown per rule")
     parser.add_argument("--enforce", action="store_true",
                         help=f"exit 1 when a rule has recall < {RECALL_TARGET} or a false alarm")
     args = parser.parse_args()
-    results = measure(args.corpus)
+    for folder in args.benign:
+        if not folder.is_dir():
+            parser.error(f"--benign {folder}: not a folder")
+    results = measure(args.corpus, args.benign)
     print(report(results, args.misses))
     return 1 if args.enforce and not all(q.passed for q in results) else 0
 

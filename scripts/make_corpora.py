@@ -1,12 +1,17 @@
 """Rebuild tests/corpus/ from local copies of the public sources it names.
 
     python scripts/make_corpora.py SOURCES_DIR
+    python scripts/make_corpora.py SOURCES_DIR --benign-out DIR
 
 SOURCES_DIR holds the upstream files under these names (tests/corpus/README.md says where
 each comes from): payload-box/README.md and payload-box/*-payloads.txt, ncsc-nl/README.md
 (detection_mitigation/README.md), puliczek/README.md, pat/extensions-php.lst,
 pat/extensions-asp.lst, plaso/iis7_sqli.log, elastic/apache_logs,
 otrf/syslog_sysmon_log4shell*.json, otrf/proxylogon_ssrf_rce_poc*.json.
+
+``--benign-out DIR`` instead writes the larger benign access logs that stay out of the
+repository (``detection_quality.py --benign DIR`` reads them) from erddaplogs/tomcat-access.log.*,
+nasa/nasa_aug95.log and nasa/nasa_jul95.log: real lines as logged, exact duplicates dropped.
 
 Labels are decided here, from the source alone, never from what a rule matches:
 SQL-injection lines that are prose (the README explains metacharacters) are dropped, and
@@ -117,6 +122,33 @@ def _benign(sources: Path) -> None:
         handle.write(data)
 
 
+#: Out-of-repository benign logs: output name -> the source files, in order.
+BENIGN_EXTRA = {
+    "erddaplogs_voto_erddap_2024": [f"erddaplogs/tomcat-access.log.{n}" for n in range(1, 10)],
+    "nasa_ksc_aug95_first20k": ["nasa/nasa_aug95.log"],
+    "nasa_ksc_jul95_first4k": ["nasa/nasa_jul95.log"],
+}
+
+
+def benign_extra(sources: Path, out: Path) -> dict[str, int]:
+    """Write each BENIGN_EXTRA log as OUT/NAME.log.gz; returns the request lines kept per log.
+
+    Only request lines are kept (the ERDDAP example files also hold stray User-Agent-only
+    lines), each once.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    kept: dict[str, int] = {}
+    for name, files in BENIGN_EXTRA.items():
+        lines: dict[str, None] = {}
+        for file in files:
+            text = (sources / file).read_text(encoding="utf-8", errors="replace")
+            lines.update(dict.fromkeys(line for line in text.splitlines() if '] "' in line))
+        with gzip.GzipFile(out / f"{name}.log.gz", "wb", mtime=0) as handle:
+            handle.write("".join(line + "\n" for line in lines).encode("utf-8"))
+        kept[name] = len(lines)
+    return kept
+
+
 def _otrf_log4shell(sources: Path) -> None:
     out = CORPUS / "otrf_log4shell_ubuntu"
     out.mkdir(parents=True, exist_ok=True)
@@ -148,6 +180,10 @@ def _otrf_log4shell(sources: Path) -> None:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[2] == "--benign-out":
+        for log, count in benign_extra(Path(sys.argv[1]), Path(sys.argv[3])).items():
+            print(f"built {log}: {count} requests")
+        raise SystemExit(0)
     if len(sys.argv) != 2:
         raise SystemExit(__doc__)
     root = Path(sys.argv[1])
