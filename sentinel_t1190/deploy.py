@@ -23,9 +23,9 @@ from .errors import ConflictError
 from .rules import Rule
 
 __all__ = [
-    "Action", "Change", "DeployResult", "RemoveAction", "RemoveResult", "RulePlan", "RuleRemoval",
-    "RuleState", "RuleStatus", "StatusResult", "TableCheck", "Target", "WorkspaceClient",
-    "WorkspaceInfo", "deploy", "plan", "remove", "status",
+    "Action", "Change", "DeployResult", "RemoveAction", "RemoveResult", "RuleCache", "RulePlan",
+    "RuleRemoval", "RuleState", "RuleStatus", "StatusResult", "TableCheck", "Target",
+    "WorkspaceClient", "WorkspaceInfo", "deploy", "plan", "remove", "status",
 ]
 
 #: Sentinel renames a rule it disabled after repeated failures: "AUTO DISABLED <name>".
@@ -231,19 +231,51 @@ def _deployed(client: WorkspaceClient) -> dict[str, dict[str, Any]]:
     return {str(r.get("name", "")).lower(): r for r in client.list_rules()}
 
 
-def _needed_columns(rule: Rule, table: str) -> set[str]:
+def _needed_columns(rule: Rule, table: str) -> frozenset[str]:
     """The columns of *table* (per its bundled schema) that the deployed query reads."""
     from .errors import UnsupportedQueryError
     from .schema import columns_read
 
     try:
-        return columns_read(deployed_query(rule), table)
+        return frozenset(columns_read(deployed_query(rule), table))
     except UnsupportedQueryError:
-        return set()  # the table check alone still runs
+        return frozenset()  # the table check alone still runs
 
 
-def _table_problem(client: WorkspaceClient, rule: Rule,
-                   tables: dict[str, TableCheck]) -> str | None:
+class RuleCache:
+    """What deploy and status work out from a rule alone, whatever the workspace: its PUT
+    body (the deployed query with its exclusions compiled in) and the columns that query
+    reads. A fleet run (rollout, fleet status) shares one, so each is worked out once for
+    the run rather than once per workspace; alone, deploy and status use a fresh one.
+
+    Worker threads may share it: a value two of them compute at once is the same value.
+    The bodies it hands out are shared and must not be changed.
+    """
+
+    def __init__(self) -> None:
+        # Keyed by id(rule), holding the rule so that its id cannot be reused meanwhile.
+        self._bodies: dict[tuple[int, bool], tuple[Rule, Mapping[str, Any]]] = {}
+        self._columns: dict[tuple[int, str], tuple[Rule, frozenset[str]]] = {}
+
+    def body(self, rule: Rule, *, enabled: bool) -> Mapping[str, Any]:
+        """:func:`~sentinel_t1190.alert_rule.to_api_body` of *rule*."""
+        key = (id(rule), enabled)
+        found = self._bodies.get(key)
+        if found is None:
+            found = self._bodies[key] = (rule, to_api_body(rule, enabled=enabled))
+        return found[1]
+
+    def needed_columns(self, rule: Rule, table: str) -> frozenset[str]:
+        """The columns of *table* that *rule*'s deployed query reads."""
+        key = (id(rule), table)
+        found = self._columns.get(key)
+        if found is None:
+            found = self._columns[key] = (rule, _needed_columns(rule, table))
+        return found[1]
+
+
+def _table_problem(client: WorkspaceClient, rule: Rule, tables: dict[str, TableCheck],
+                   cache: RuleCache) -> str | None:
     """Why *rule* would fail in this workspace (table or columns missing), or None."""
     for table in rule.tables:
         if table not in tables:
@@ -251,7 +283,8 @@ def _table_problem(client: WorkspaceClient, rule: Rule,
         check = tables[table]
         if check.columns is None:
             return check.reason or f"table {table} does not exist in the workspace"
-        missing = sorted(c for c in _needed_columns(rule, table) if c not in check.columns)
+        missing = sorted(c for c in cache.needed_columns(rule, table)
+                         if c not in check.columns)
         if missing:
             return (f"table {table} in the workspace lacks column(s) the rule reads: "
                     + ", ".join(missing))
@@ -264,9 +297,10 @@ def _kind_change(desired: Mapping[str, Any], actual: Mapping[str, Any]) -> list[
 
 
 def _plan_rule(client: WorkspaceClient, rule: Rule, actual: Mapping[str, Any] | None,
-               tables: dict[str, TableCheck], *, force: bool, disabled: bool) -> RulePlan:
-    body = to_api_body(rule, enabled=not disabled)
-    problem = _table_problem(client, rule, tables)
+               tables: dict[str, TableCheck], *, force: bool, disabled: bool,
+               cache: RuleCache) -> RulePlan:
+    body = cache.body(rule, enabled=not disabled)
+    problem = _table_problem(client, rule, tables, cache)
     if problem and not force:
         return RulePlan(rule, Action.REFUSED, _refusal(problem), body=body)
     return _compare(rule, body, actual, f"forced: {problem}" if problem else None)
@@ -289,16 +323,18 @@ def _compare(rule: Rule, body: Mapping[str, Any], actual: Mapping[str, Any] | No
 
 
 def plan(client: WorkspaceClient, rules: Sequence[Rule], *, force: bool = False,
-         disabled: bool = False) -> list[RulePlan]:
+         disabled: bool = False, cache: RuleCache | None = None) -> list[RulePlan]:
     """Compare each rule with what is deployed: would-create, would-update (with the changed
     fields), unchanged, or refused (its table or columns are missing; ``force`` overrides).
 
     Reads the workspace's rules once and each table's schema once. Writes nothing.
+    *cache*: shared by a fleet run (:class:`RuleCache`).
     """
     deployed = _deployed(client)
     tables: dict[str, TableCheck] = {}
+    cache = cache or RuleCache()
     return [_plan_rule(client, rule, deployed.get(resource_name(rule)), tables, force=force,
-                       disabled=disabled) for rule in rules]
+                       disabled=disabled, cache=cache) for rule in rules]
 
 
 # --- deploy ----------------------------------------------------------------------------------
@@ -330,7 +366,8 @@ def _write(client: WorkspaceClient, step: RulePlan) -> RulePlan:
 
 
 def deploy(client: WorkspaceClient, rules: Sequence[Rule], *, dry_run: bool = False,
-           disabled: bool = False, force: bool = False) -> DeployResult:
+           disabled: bool = False, force: bool = False,
+           cache: RuleCache | None = None) -> DeployResult:
     """Pre-flight, plan, then create or update every rule that differs (unless *dry_run*).
 
     An unchanged or refused rule is not written. Each write is read back and compared with
@@ -338,7 +375,7 @@ def deploy(client: WorkspaceClient, rules: Sequence[Rule], *, dry_run: bool = Fa
     still fail come back with action ``failed`` and the reason (see ``DeployResult.failed``).
     """
     workspace = client.preflight()
-    steps = plan(client, rules, force=force, disabled=disabled)
+    steps = plan(client, rules, force=force, disabled=disabled, cache=cache)
     if not dry_run:
         steps = [_write(client, s) if s.action in _DONE else s for s in steps]
     return DeployResult(workspace, tuple(steps))
@@ -357,16 +394,16 @@ def _auto_disabled_reason(props: Mapping[str, Any], rule: Rule) -> str | None:
 
 
 def _rule_status(client: WorkspaceClient, rule: Rule, actual: Mapping[str, Any] | None,
-                 tables: dict[str, TableCheck]) -> RuleStatus:
+                 tables: dict[str, TableCheck], cache: RuleCache) -> RuleStatus:
     if actual is None:
-        problem = _table_problem(client, rule, tables)
+        problem = _table_problem(client, rule, tables, cache)
         if problem:
             return RuleStatus(rule, RuleState.REFUSED, reason=_refusal(problem))
         return RuleStatus(rule, RuleState.MISSING)
     props = actual.get("properties") or {}
     enabled = bool(props.get("enabled"))
     # Compare the content with the enabled flag as deployed; disabled is its own state.
-    body = to_api_body(rule, enabled=enabled)
+    body = cache.body(rule, enabled=enabled)
     changes = [*_kind_change(body, actual), *diff(body, actual)]
     display = str(props.get("displayName") or "")
     if display.upper().startswith(AUTO_DISABLED_PREFIX):
@@ -379,17 +416,20 @@ def _rule_status(client: WorkspaceClient, rule: Rule, actual: Mapping[str, Any] 
     return RuleStatus(rule, RuleState.IN_SYNC if enabled else RuleState.DISABLED)
 
 
-def status(client: WorkspaceClient, rules: Sequence[Rule]) -> StatusResult:
+def status(client: WorkspaceClient, rules: Sequence[Rule], *,
+           cache: RuleCache | None = None) -> StatusResult:
     """Per rule: in-sync, drifted (with the changed fields), missing, refused (not deployed,
     and deploy refuses it here: the reason says why), disabled, or auto-disabled (Sentinel's
     "AUTO DISABLED" rename, with its reason when it gives one).
 
-    Only a rule that is not deployed costs a table check (each table once)."""
+    Only a rule that is not deployed costs a table check (each table once). *cache*: shared
+    by a fleet run (:class:`RuleCache`)."""
     workspace = client.preflight()
     deployed = _deployed(client)
     tables: dict[str, TableCheck] = {}
+    cache = cache or RuleCache()
     return StatusResult(workspace, tuple(
-        _rule_status(client, r, deployed.get(resource_name(r)), tables) for r in rules))
+        _rule_status(client, r, deployed.get(resource_name(r)), tables, cache) for r in rules))
 
 
 # --- remove ----------------------------------------------------------------------------------

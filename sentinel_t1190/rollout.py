@@ -266,8 +266,11 @@ def _target_status(rules: Sequence[Mapping[str, Any]], pruned: Sequence[Mapping[
 def deploy_target(target: Target, rules: Sequence[Rule], client_factory: ClientFactory, *,
                   dry_run: bool = False, disabled: bool = False, force: bool = False,
                   prune: bool = False, keep: Collection[str] = (),
-                  owned: Collection[str] | None = None) -> TargetResult:
-    """Deploy *rules* to one target (and prune); every failure becomes a ``failed`` result."""
+                  owned: Collection[str] | None = None,
+                  cache: _deploy.RuleCache | None = None) -> TargetResult:
+    """Deploy *rules* to one target (and prune); every failure becomes a ``failed`` result.
+
+    *cache*: what the fleet's targets share (:class:`~sentinel_t1190.deploy.RuleCache`)."""
     started = time.monotonic()
     rule_docs: list[Mapping[str, Any]] = []
     pruned: list[dict[str, Any]] = []
@@ -275,7 +278,7 @@ def deploy_target(target: Target, rules: Sequence[Rule], client_factory: ClientF
         client = client_factory(target)
         try:
             result = _deploy.deploy(client, rules, dry_run=dry_run, disabled=disabled,
-                                    force=force)
+                                    force=force, cache=cache)
             rule_docs = [p.to_dict() for p in result.rules]
             if prune:
                 pruned = _prune(client, keep,
@@ -364,6 +367,7 @@ def rollout(targets: Sequence[Target], rules: Sequence[Rule], client_factory: Cl
     todo = [i for i, r in enumerate(results) if r.status is TargetStatus.PENDING]
     report = RolloutReport(results, dry_run=dry_run, prune=prune)
     lock = threading.Lock()
+    cache = _deploy.RuleCache()  # each rule's body and columns, once for the fleet
 
     def save() -> None:
         if throttle is not None:
@@ -374,7 +378,7 @@ def rollout(targets: Sequence[Target], rules: Sequence[Rule], client_factory: Cl
     def work(index: int) -> TargetResult:
         return deploy_target(targets[index], rules, client_factory, dry_run=dry_run,
                              disabled=disabled, force=force, prune=prune, keep=keep,
-                             owned=owned_ids)
+                             owned=owned_ids, cache=cache)
 
     def done(position: int, result: TargetResult) -> None:
         with lock:
@@ -454,13 +458,13 @@ class FleetStatus:
         return {"summary": self.summary(), "targets": [t.to_dict() for t in self.targets]}
 
 
-def status_target(target: Target, rules: Sequence[Rule],
-                  client_factory: ClientFactory) -> TargetState:
+def status_target(target: Target, rules: Sequence[Rule], client_factory: ClientFactory,
+                  cache: _deploy.RuleCache | None = None) -> TargetState:
     """``status`` of one workspace; a failure becomes a ``failed`` entry."""
     try:
         client = client_factory(target)
         try:
-            return TargetState(target, _deploy.status(client, rules))
+            return TargetState(target, _deploy.status(client, rules, cache=cache))
         finally:
             _close(client)
     except SentinelT1190Error as exc:
@@ -481,8 +485,9 @@ def fleet_status(targets: Sequence[Target], rules: Sequence[Rule],
         if on_result is not None:
             on_result(state)
 
-    _fan_out(list(targets), lambda t: status_target(t, rules, client_factory), concurrency,
-             done)
+    cache = _deploy.RuleCache()
+    _fan_out(list(targets), lambda t: status_target(t, rules, client_factory, cache),
+             concurrency, done)
     return FleetStatus(tuple(s for s in states if s is not None))
 
 

@@ -24,7 +24,6 @@ is redacted from the line.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import re
@@ -184,11 +183,6 @@ def _rule_json(rule: Any, what: str) -> dict[str, Any]:
             or not isinstance(rule.get("properties"), dict):
         raise unreadable(what, f"not an alert rule: {str(rule)[:80]!r}")
     return rule
-
-
-def _rule_dict(model: Any, what: str) -> dict[str, Any]:
-    """An alert rule the SDK deserialised, as :func:`_rule_json` checks it."""
-    return _rule_json(model.as_dict() if hasattr(model, "as_dict") else model, what)
 
 
 def _same_origin(url: str, base: str) -> bool:
@@ -408,34 +402,48 @@ class SentinelWorkspaceClient:
             url = page.get("nextLink")
         return rules
 
-    def get_rule(self, name: str) -> dict[str, Any] | None:
-        from azure.core.exceptions import ResourceNotFoundError
+    def _rule_url(self, name: str) -> str:
+        """The alert rule's URL, quoted as the SDK's own operations quote it."""
+        from urllib.parse import quote
 
-        what = f"reading alert rule {name} in {self._where()}"
+        return (f"{self.cloud.arm_endpoint}/subscriptions/{quote(self.subscription_id, safe='')}"
+                f"/resourceGroups/{quote(self.resource_group, safe='')}/providers/"
+                f"Microsoft.OperationalInsights/workspaces/{quote(self.workspace, safe='')}/"
+                f"providers/Microsoft.SecurityInsights/alertRules/{quote(name, safe='')}"
+                f"?api-version={API_VERSION}")
+
+    def _rule_call(self, request: HttpRequest, what: str, role: str) -> dict[str, Any] | None:
+        """Send an alert rule GET or PUT through the SDK client's pipeline; the rule's JSON
+        as ARM sent it (None on 404). The SDK's ``alert_rules.get/create_or_update`` build
+        a model of the answer, which was then turned back into this dict (``as_dict``): a
+        sixth of a fleet rollout's CPU, for nothing."""
         try:
-            rule = self._arm.alert_rules.get(self.resource_group, self.workspace, name)
-        except ResourceNotFoundError:
-            return None
+            response = self._arm.send_request(request)
+            if response.status_code == 404 and request.method == "GET":
+                return None
+            response.raise_for_status()
+            return _rule_json(response.json(), what)
         except AzureError as exc:
-            raise translate(exc, what) from exc
-        except ValueError as exc:
+            raise translate(exc, what, role=role) from exc
+        except ValueError as exc:  # not JSON (an empty body included)
             raise unreadable(what, exc) from exc
-        return _rule_dict(rule, what)
+
+    def get_rule(self, name: str) -> dict[str, Any] | None:
+        return self._rule_call(
+            HttpRequest("GET", self._rule_url(name), headers={"Accept": "application/json"}),
+            f"reading alert rule {name} in {self._where()}", _READ_ROLE)
 
     def put_rule(self, name: str, body: Mapping[str, Any], *,
                  etag: str | None = None) -> dict[str, Any]:
         """Create or update the rule with *body* sent as JSON, verbatim (no SDK model)."""
         payload = {**body, "etag": etag} if etag else dict(body)
-        what = f"writing alert rule {name} in {self._where()}"
-        try:
-            rule = self._arm.alert_rules.create_or_update(
-                self.resource_group, self.workspace, name,
-                io.BytesIO(json.dumps(payload).encode("utf-8")), content_type="application/json")
-        except AzureError as exc:
-            raise translate(exc, what, role=_WRITE_ROLE) from exc
-        except ValueError as exc:
-            raise unreadable(what, exc) from exc
-        return _rule_dict(rule, what)
+        request = HttpRequest(
+            "PUT", self._rule_url(name), content=json.dumps(payload).encode("utf-8"),
+            headers={"Content-Type": "application/json", "Accept": "application/json"})
+        rule = self._rule_call(request, f"writing alert rule {name} in {self._where()}",
+                               _WRITE_ROLE)
+        assert rule is not None  # a PUT's 404 is an error, raised above
+        return rule
 
     def delete_rule(self, name: str) -> bool:
         """Delete; ARM answers 200 when it deleted and 204 (or 404) when there was nothing."""

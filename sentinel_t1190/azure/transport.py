@@ -27,7 +27,7 @@ def pooled_transport(pool_size: int, **client_kwargs: Any) -> Any:
     from azure.core.pipeline.transport import RequestsTransport
     from urllib3.util.retry import Retry
 
-    session = requests.Session()
+    session = _session_class()()
     # Retries are azure-core's job (RetryPolicy); the adapter must not retry on its own.
     adapter = requests.adapters.HTTPAdapter(
         pool_connections=4, pool_maxsize=pool_size,
@@ -40,6 +40,42 @@ def pooled_transport(pool_size: int, **client_kwargs: Any) -> Any:
     session.auth = _bearer_only
     settings = {k: v for k, v in client_kwargs.items() if k in _CONNECTION_KEYS}
     return RequestsTransport(session=session, session_owner=False, **settings)
+
+
+def _session_class() -> Any:
+    import requests
+
+    class FleetSession(requests.Session):
+        """A session that reads the environment's proxy and CA settings once per host.
+
+        requests reads them for every request (``HTTPS_PROXY``, ``NO_PROXY``,
+        ``REQUESTS_CA_BUNDLE``…: a scan of the whole environment, a twentieth of a fleet
+        run's CPU); they do not change while a fleet run lasts, so the first answer for a
+        host (and the same per-call settings) is kept.
+        """
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._environment: dict[Any, dict[str, Any]] = {}
+
+        def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any,
+                                       cert: Any) -> Any:
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(url)
+            key = (parts.scheme, parts.netloc, tuple(sorted((proxies or {}).items())),
+                   stream, verify, cert)
+            try:
+                settings = self._environment.get(key)
+            except TypeError:  # an unhashable setting: as requests does, every time
+                return super().merge_environment_settings(url, proxies, stream, verify, cert)
+            if settings is None:
+                settings = super().merge_environment_settings(url, proxies, stream, verify,
+                                                              cert)
+                self._environment[key] = settings
+            return {**settings, "proxies": dict(settings["proxies"])}
+
+    return FleetSession
 
 
 def _bearer_only(request: Any) -> Any:
