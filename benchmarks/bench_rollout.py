@@ -85,6 +85,10 @@ def main() -> int:
     parent.send("stop")
     requests = parent.recv()
     server.join(10)
+    # The server's own CPU (a child process, reaped by join): on a 2-core machine it competes
+    # with the client for the same cores.
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_cpu = children.ru_utime + children.ru_stime
 
     summary = report.summary()
     ideal = requests * args.latency / args.concurrency
@@ -95,6 +99,8 @@ def main() -> int:
           f"created={summary['created']} failed={summary['failed']} "
           f"throttle_wait={report.throttle_wait_seconds:.2f}s "
           f"client_cpu={cpu:.2f}s ({cpu / args.workspaces * 1000:.0f} ms per workspace)")
+    print(f"server_cpu={server_cpu:.2f}s; client and server CPU together "
+          f"{(cpu + server_cpu) / elapsed:.2f} of the {os.cpu_count()} cores over the run")
     print(f"elapsed={elapsed:.2f}s ideal={ideal:.2f}s ratio={ratio:.3f} (limit {LIMIT})")
     # Linux reports ru_maxrss in KiB; the server runs in its own process.
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

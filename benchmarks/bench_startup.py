@@ -9,8 +9,9 @@ libraries each help imported (none expected), and PASS/FAIL against the 0.3 s ta
 Byte code is cached the way an installed package has it: the children write and read their
 ``.pyc`` files under a temporary ``PYTHONPYCACHEPREFIX`` (never in the repository), filled by
 the untimed run. ``--no-bytecode`` measures the worst case instead: the package compiled
-from source on every start (``PYTHONDONTWRITEBYTECODE`` in a checkout without
-``__pycache__``; the standard library's and installed libraries' byte code is still used).
+from source on every start (a copy of it without ``__pycache__``, run with
+``PYTHONDONTWRITEBYTECODE``; the standard library's and installed libraries' byte code is
+still used).
 
     python benchmarks/bench_startup.py [--repeat 7] [--commands hunt,deploy] [--enforce]
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -68,6 +70,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         if args.no_bytecode:  # the installed libraries' and stdlib's .pyc are still read
+            # A copy of the package without __pycache__, so none of its byte code is found.
+            shutil.copytree(ROOT / "sentinel_t1190", Path(tmp) / "src" / "sentinel_t1190",
+                            ignore=shutil.ignore_patterns("__pycache__"))
+            env["PYTHONPATH"] = str(Path(tmp) / "src")
             env["PYTHONDONTWRITEBYTECODE"] = "1"
             env.pop("PYTHONPYCACHEPREFIX", None)
         else:
