@@ -695,20 +695,26 @@ def _counts_table(title: str, counts: dict[str, int]) -> Any:
     return table
 
 
-def _fleet_table(title: str, rows: Sequence[dict[str, Any]], action_header: str) -> Any:
-    from rich.table import Table
+def _fleet_table(console: Console, title: str, rows: Sequence[dict[str, Any]],
+                 action_header: str, document: dict[str, Any]) -> None:
+    """One line per target and rule, fitted to the console: where, what, and why (wrapped);
+    rules by their short ids."""
+    from .table_layout import Col, fitted_table
 
-    table = Table(title=title)
-    for col, width in (("subscription", 36), ("resource group", None), ("workspace", None),
-                       ("target", None), ("rule", 40), (action_header, None),
-                       ("changed fields", 40), ("error / reason", 60)):
-        table.add_column(col, overflow="fold", max_width=width)
-    for r in rows:
-        table.add_row(literal(r["subscription_id"]), literal(r["resource_group"]),
-                      literal(r["workspace"]), _styled(r["status"]),
-                      _styled(r["rule_name"] or r["rule_id"] or ""), _styled(r["action"]),
-                      literal(r["changes"]), _styled(r["error"]))
-    return table
+    cols = [Col("workspace", "workspace", 12, 40), Col("status", "target", 7, 13),
+            Col("rule", "rule", 30, 40), Col("action", action_header, 7, 14),
+            Col("error", "error / reason", 30, flex=True),
+            Col("changes", "changed fields", 10, 40),
+            Col("resource_group", "resource group", 10, 40),
+            Col("subscription_id", "subscription", 12, 36)]
+    short = {r.get("id"): r.get("short_id") for t in document["targets"]
+             for r in t.get("rules") or [] if r.get("short_id")}
+    shown = [{**r, "rule": short.get(r["rule_id"]) or r["rule_name"] or r["rule_id"]}
+             for r in rows]
+    console.print(f"[bold]{markup(title)}[/]", highlight=False)
+    console.print(fitted_table([c.name for c in cols], shown, console.width, cols=cols,
+                               style=lambda text: _STATUS_STYLE.get(text, ""), wrap=True))
+    console.print()
 
 
 def _fleet_machine(document: dict[str, Any], key: str, fmt: OutputFormat,
@@ -731,11 +737,12 @@ def rollout_report(document: dict[str, Any], fmt: OutputFormat, stream: IO[str])
         return
     console = _console(stream)
     if document.get("dry_run"):
-        console.print(_fleet_table("fleet plan (dry run: nothing written)", rows, "action"))
+        _fleet_table(console, "fleet plan (dry run: nothing written)", rows, "action",
+                     document)
     else:
         shown = [r for r in rows if r["status"] != "unchanged"]
         if shown:
-            console.print(_fleet_table("targets that changed or failed", shown, "action"))
+            _fleet_table(console, "targets that changed or failed", shown, "action", document)
     summary = {k: v for k, v in document["summary"].items()
                if v or k in ("total", "refused", "failed")}
     console.print(_counts_table("rollout summary (targets)", summary))
@@ -747,7 +754,7 @@ def fleet_status(document: dict[str, Any], fmt: OutputFormat, stream: IO[str]) -
     if rows is None:
         return
     console = _console(stream)
-    console.print(_fleet_table("fleet status", rows, "state"))
+    _fleet_table(console, "fleet status", rows, "state", document)
     console.print(_counts_table("fleet summary", document["summary"]))
 
 

@@ -137,13 +137,19 @@ def cell_width(text: str) -> int:
 
 
 def fitted_table(columns: Sequence[str], rows: Iterable[dict[str, Any]], width: int,
-                 cell: Callable[[str, Any], str] = lambda _, v: one_line(v)) -> Table:
-    """*rows* as a one-line-per-row table of at most *width* characters (see the module)."""
+                 cell: Callable[[str, Any], str] = lambda _, v: "" if v is None else str(v),
+                 *, cols: Sequence[Col] | None = None, style: Callable[[str], str] | None = None,
+                 wrap: bool = False) -> Table:
+    """*rows* as a one-line-per-row table of at most *width* characters (see the module).
+
+    *cols*: the view (default: the one for *columns*); *style*: a cell's style from its
+    text; *wrap*: the flexible column wraps its words instead of being cut (error messages).
+    """
     from rich import box
     from rich.table import Table
     from rich.text import Text
 
-    cols = view(columns)
+    cols = list(cols) if cols is not None else view(columns)
     texts = [[one_line(cell(c.name, row.get(c.name))) for c in cols] for row in rows]
     filled = [i for i, _ in enumerate(cols) if any(t[i] for t in texts)]
     if filled:  # a column empty on every row shows nothing: leave the room to the others
@@ -152,10 +158,14 @@ def fitted_table(columns: Sequence[str], rows: Iterable[dict[str, Any]], width: 
     natural = {c.name: max([cell_width(c.header), *(cell_width(t[i]) for t in texts)])
                for i, c in enumerate(cols)}
     layout = widths(cols, natural, width)
+    flex = layout[-1][0]
     index = {c.name: i for i, c in enumerate(cols)}
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
     for col, w in layout:
-        table.add_column(Text(col.header), width=w, no_wrap=True, overflow="ellipsis")
+        folds = wrap and col is flex
+        table.add_column(Text(col.header), width=w, no_wrap=not folds,
+                         overflow="fold" if folds else "ellipsis")
     for t in texts:
-        table.add_row(*(Text(t[index[col.name]]) for col, _ in layout))
+        table.add_row(*(Text(t[index[col.name]], style=style(t[index[col.name]]) if style else "")
+                        for col, _ in layout))
     return table

@@ -147,3 +147,33 @@ def test_the_flexible_column_gets_its_room_before_less_important_columns() -> No
     wide = widths(cols, natural, 10 + COMFORTABLE + 10 + 2 * GAP)
     assert [(c.name, w) for c, w in wide] == [("a", 10), ("z", 10), ("long", COMFORTABLE)]
 
+
+
+def test_fleet_tables_fit_and_wrap_the_reason_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from conftest import squashed, table_column
+
+    from sentinel_t1190 import render
+
+    reason = ("AuthorizationFailed: the client does not have authorization to perform action "
+              "'Microsoft.SecurityInsights/alertRules/write'. Needs Microsoft Sentinel "
+              "Contributor.")
+    target = {"subscription_id": "00000000-1111-2222-3333-444444444444",
+              "resource_group": "rg-sentinel-prod-westeurope"}
+    doc = {"targets": [
+        {**target, "workspace": "law-prod", "status": "failed", "error": reason, "rules": []},
+        {**target, "workspace": "law-dev", "status": "updated", "rules": [
+            {"id": "1b6a4a5e-0000-4000-8000-000000000001",
+             "short_id": "linux_web_server_child_process", "name": "Linux web server…",
+             "action": "updated", "changes": [{"field": "query"}]}]}],
+        "summary": {"total": 2, "failed": 1, "updated": 1, "refused": 0}}
+    monkeypatch.setenv("COLUMNS", "100")
+    out = io.StringIO()
+    render.rollout_report(doc, render.OutputFormat.table, out)
+    text = out.getvalue()
+    _lines_fit(text, 100)
+    assert text.startswith("targets that changed or failed\n")
+    assert table_cells(text, "workspace")[0] == "law-prod"
+    assert "linux_web_server_child_process" in table_cells(text, "rule")
+    assert table_column(text, "error / reason") == squashed(reason)  # wrapped, never cut
