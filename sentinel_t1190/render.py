@@ -87,18 +87,19 @@ def rules(items: Sequence[Rule], fmt: OutputFormat, stream: IO[str]) -> None:
         cols = ["id", "short_id", "name", "severity", "tactics", "techniques", "tables"]
         write_rows(flat if fmt is OutputFormat.csv else summaries, cols, fmt, stream)
         return
-    from rich.table import Table
+    from .table_layout import Col, fitted_table
 
-    # The short id first (what --rule takes and people read); the GUID last, folded.
-    table = Table(title=f"{len(items)} rule(s) in the pack")
-    table.add_column("rule", no_wrap=True)
-    for col in ("name", "severity", "tactics", "techniques", "tables", "id"):
-        table.add_column(col, overflow="fold", no_wrap=col == "severity")
-    for s in summaries:
-        table.add_row(*map(literal, (s["short_id"], s["name"], s["severity"],
-                                     ", ".join(s["tactics"]), ", ".join(s["techniques"]),
-                                     ", ".join(s["tables"]), s["id"])))
-    _console(stream).print(table)
+    # The short id first (what --rule takes and people read), the GUID when there is room.
+    shown = [Col("short_id", "rule", 22, 32), Col("name", "name", 24, flex=True),
+            Col("severity", "severity", 8, 13), Col("tables", "tables", 12, 60),
+            Col("techniques", "techniques", 10, 30), Col("tactics", "tactics", 10, 40),
+            Col("id", "id", 36, 36)]
+    rows = [{**s, **{k: ", ".join(s[k]) for k in ("tactics", "techniques", "tables")}}
+            for s in summaries]
+    console = _console(stream)
+    console.print(f"{len(items)} rule(s) in the pack", markup=False, highlight=False)
+    console.print(fitted_table([c.name for c in shown], rows, console.width, cols=shown,
+                               wrap=True))
 
 
 # --- validate ------------------------------------------------------------------------------

@@ -177,3 +177,12 @@ def test_fleet_tables_fit_and_wrap_the_reason_whole(monkeypatch: pytest.MonkeyPa
     assert table_cells(text, "workspace")[0] == "law-prod"
     assert "linux_web_server_child_process" in table_cells(text, "rule")
     assert table_column(text, "error / reason") == squashed(reason)  # wrapped, never cut
+
+
+@pytest.mark.parametrize("width", [80, 100, 160])
+def test_rules_table_fits_with_whole_short_ids(cli: Callable[..., Run], width: int) -> None:
+    run = cli("rules", env={"COLUMNS": str(width)})
+    assert run.code == 0, run.stderr
+    _lines_fit(run.stdout, width)
+    ids = [cell for cell in table_cells(run.stdout, "rule") if cell]
+    assert ids == sorted(r["short_id"] for r in cli("rules", "-o", "json").json()["rules"])
