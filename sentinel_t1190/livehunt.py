@@ -240,7 +240,9 @@ def hunt_workspaces(
     TimeGenerated range (azure/logs.timespan_for).
     """
     opts = options or LiveOptions()
-    several = len(workspaces) > 1
+    # Workspace hunts tag every row with its WorkspaceId, one workspace or many, so CSV and
+    # NDJSON have the same columns whatever the targets (Defender and ADX have no workspace).
+    tagged = len(workspaces) > 1 or source is None
     classify = label_classifier(rule)
     check = classify is not None
     reports = {ws: WorkspaceReport(ws) for ws in workspaces}
@@ -255,7 +257,7 @@ def hunt_workspaces(
         outcome: SliceOutcome[_SliceData] | None = None
         for _attempt in range(1 + opts.cut_off_retries):
             data = _SliceData(tempfile.TemporaryFile("w+b"))  # noqa: SIM115
-            handler = _RowHandler(data, fmt, workspace, several, check,
+            handler = _RowHandler(data, fmt, workspace, tagged, check,
                                   opts.track_keys or bool(reported), reported,
                                   raw_csv=opts.raw_csv)
             try:
@@ -315,7 +317,7 @@ def hunt_workspaces(
                 columns.extend(data.columns)
             if fmt is OutputFormat.csv and not header_written[0] and data.columns:
                 sink.write(RowFormatter(fmt, data.columns,
-                                        {"WorkspaceId": ""} if several else None,
+                                        {"WorkspaceId": ""} if tagged else None,
                                         raw_csv=opts.raw_csv).header())
                 header_written[0] = True
             data.spool.seek(0)  # UTF-8: a block may end inside a character
@@ -336,7 +338,7 @@ def hunt_workspaces(
                         + "; ".join(reports[ws].errors))
     if classify is not None:
         warnings.extend(check_label_counts(total.labels, classify))
-    if several and "WorkspaceId" not in columns:
+    if tagged and "WorkspaceId" not in columns:
         columns.append("WorkspaceId")
     return LiveHuntResult(
         rule=rule,
@@ -351,7 +353,7 @@ class _RowHandler:
     def __init__(self, data: _SliceData, fmt: OutputFormat, workspace: str, tag: bool,
                  check: bool, track_keys: bool, reported: frozenset[str], *,
                  raw_csv: bool = False) -> None:
-        # *tag*: add a WorkspaceId column (several workspaces); keys always include it.
+        # *tag*: add a WorkspaceId column (workspace hunts); keys always include it.
         self.data, self.fmt, self.workspace, self.tag = data, fmt, workspace, tag
         self.check, self.track_keys, self.reported = check, track_keys, reported
         self.raw_csv = raw_csv

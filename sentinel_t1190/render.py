@@ -32,16 +32,23 @@ class OutputFormat(StrEnum):
     markdown = "markdown"
 
 
-#: Width of tables written to a pipe or file (CI logs, ``less``, ``--out``): room for a hunt's
-#: seven columns with a readable command line; on a terminal, the terminal's width.
+#: Width of tables written to a pipe or file (CI logs, ``less``, ``--out``) unless ``COLUMNS``
+#: says otherwise: room for a hunt's key columns and a readable command line. On a terminal,
+#: the terminal's width.
 PIPE_WIDTH = 160
 
 
 def _console(stream: IO[str]) -> Console:
     from rich.console import Console
 
-    return Console(file=stream, soft_wrap=False,
-                   width=None if stream.isatty() else PIPE_WIDTH)
+    return Console(file=stream, soft_wrap=False, width=None if stream.isatty() else _pipe_width())
+
+
+def _pipe_width() -> int:
+    import os
+
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and 40 <= int(columns) <= 1000 else PIPE_WIDTH
 
 
 def write_json(document: dict[str, Any], stream: IO[str]) -> None:
@@ -80,18 +87,19 @@ def rules(items: Sequence[Rule], fmt: OutputFormat, stream: IO[str]) -> None:
         cols = ["id", "short_id", "name", "severity", "tactics", "techniques", "tables"]
         write_rows(flat if fmt is OutputFormat.csv else summaries, cols, fmt, stream)
         return
-    from rich.table import Table
+    from .table_layout import Col, fitted_table
 
-    # The short id first (what --rule takes and people read); the GUID last, folded.
-    table = Table(title=f"{len(items)} rule(s) in the pack")
-    table.add_column("rule", no_wrap=True)
-    for col in ("name", "severity", "tactics", "techniques", "tables", "id"):
-        table.add_column(col, overflow="fold", no_wrap=col == "severity")
-    for s in summaries:
-        table.add_row(*map(literal, (s["short_id"], s["name"], s["severity"],
-                                     ", ".join(s["tactics"]), ", ".join(s["techniques"]),
-                                     ", ".join(s["tables"]), s["id"])))
-    _console(stream).print(table)
+    # The short id first (what --rule takes and people read), the GUID when there is room.
+    shown = [Col("short_id", "rule", 22, 32), Col("name", "name", 24, flex=True),
+            Col("severity", "severity", 8, 13), Col("tables", "tables", 12, 60),
+            Col("techniques", "techniques", 10, 30), Col("tactics", "tactics", 10, 40),
+            Col("id", "id", 36, 36)]
+    rows = [{**s, **{k: ", ".join(s[k]) for k in ("tactics", "techniques", "tables")}}
+            for s in summaries]
+    console = _console(stream)
+    console.print(f"{len(items)} rule(s) in the pack", markup=False, highlight=False)
+    console.print(fitted_table([c.name for c in shown], rows, console.width, cols=shown,
+                               wrap=True))
 
 
 # --- validate ------------------------------------------------------------------------------
@@ -119,10 +127,6 @@ def findings(items: Sequence[Finding], checked: int, fmt: OutputFormat, stream: 
 
 
 # --- hunt ----------------------------------------------------------------------------------
-
-_TABLE_COLUMNS = ("Timestamp", "DeviceName", "AccountName", "InitiatingProcessFileName",
-                  "FileName", "ExploitEvidence", "ProcessCommandLine")
-
 
 #: Rows a findings table shows; its footer counts the rest (JSON, NDJSON and CSV hold all).
 TABLE_ROWS = 1000
@@ -194,44 +198,30 @@ def _hunt_document(result: HuntResult, stream: IO[str], pad: str) -> None:
     stream.write("]\n" + pad + "}" if first else "\n" + pad + "  ]\n" + pad + "}")
 
 
-#: Short headers for people; timestamps never fold, other cells fold within a width.
-_TABLE_HEADERS = {"Timestamp": "Timestamp (UTC)", "DeviceName": "Device",
-                  "AccountName": "Account", "InitiatingProcessFileName": "Parent",
-                  "FileName": "Process", "ExploitEvidence": "Evidence",
-                  "ProcessCommandLine": "Command line"}
-_NO_WRAP = {"Timestamp"}
-_MAX_WIDTHS = {"DeviceName": 24, "AccountName": 16, "InitiatingProcessFileName": 16,
-               "FileName": 14, "ExploitEvidence": 12}
-
-
-def _cell(column: str, value: Any) -> Text:
+def _cell(column: str, value: Any) -> str:
     text = "" if value is None else str(value)
-    if column == "Timestamp" and len(text) > 19 and text[10] == "T":
+    if column in _TIME_COLUMNS and len(text) > 19 and text[10] == "T":
         text = text[:19].replace("T", " ")  # to the second; JSON/CSV keep the full value
-    return literal(text)
+    return text
 
 
-def _shown_columns(columns: Sequence[str]) -> list[str]:
-    """The columns a findings table shows: the seed rule's key ones, else a rule's first."""
-    shown = [c for c in (*_TABLE_COLUMNS, "WorkspaceId") if c in columns]
-    if len(shown) < 4:  # another rule's columns (companion rules): its first ones
-        shown = [c for c in columns if c != "FileHashAlgorithm"][:8]
-    return shown
+_TIME_COLUMNS = {"Timestamp", "TimeGenerated"}
 
 
-def _findings_table(title: str, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> Any:
-    from rich.table import Table
+def _print_findings(console: Console, columns: Sequence[str],
+                    rows: Iterable[dict[str, Any]]) -> None:
+    """Findings as one line per row, fitted to the console (see ``table_layout``), then a
+    blank line."""
+    from .table_layout import fitted_table
 
-    table = Table(title=literal(title))
-    for col in columns:
-        if col in _NO_WRAP:
-            table.add_column(literal(_TABLE_HEADERS.get(col, col)), no_wrap=True)
-        else:
-            table.add_column(literal(_TABLE_HEADERS.get(col, col)), overflow="fold",
-                             max_width=_MAX_WIDTHS.get(col, 60))
-    for row in rows:
-        table.add_row(*(_cell(c, row.get(c)) for c in columns))
-    return table
+    console.print(fitted_table(columns, rows, console.width, _cell))
+    console.print()
+
+
+def _heading(console: Console, name: str, window: dict[str, Any], total: int) -> None:
+    """What a findings table is about, before its rows: the rule, the window, the count."""
+    console.print(f"[bold]{markup(name)}[/]\n{markup(window['start'])} → "
+                  f"{markup(window['end'])}: {total:,} finding(s)", highlight=False)
 
 
 def _more_rows(console: Console, shown: int, total: int) -> None:
@@ -245,11 +235,9 @@ def _more_rows(console: Console, shown: int, total: int) -> None:
 def _hunt_table(result: HuntResult, console: Console) -> None:
     from rich.table import Table
 
-    window = result.window.to_dict()
-    console.print(_findings_table(
-        f"{result.rule.name}\n{window['start']} → {window['end']}: "
-        f"{result.total} finding(s)", _shown_columns(result.columns),
-        result.rows(TABLE_ROWS)))
+    _heading(console, result.rule.name, result.window.to_dict(), result.total)
+    if result.total:
+        _print_findings(console, result.columns, list(result.rows(TABLE_ROWS)))
     _more_rows(console, TABLE_ROWS, result.total)
     summary = result.summary()["by_evidence"]
     if summary:
@@ -440,15 +428,15 @@ def hunt_live_document(doc: dict[str, Any], findings_ndjson: IO[str], stream: IO
     stream.write("\n  ]\n}\n" if not first else "]\n}\n")
 
 
-def hunt_live_summary(doc: dict[str, Any], stream: IO[str]) -> None:
-    """People's view of a live hunt: window, completeness, counts per workspace and label."""
+def hunt_live_summary(doc: dict[str, Any], stream: IO[str], *, heading: bool = True) -> None:
+    """People's view of a live hunt: window, completeness, counts per workspace and label
+    (after a *heading* with the rule and window, unless the rows table printed it)."""
     from rich.table import Table
 
     console = _console(stream)
-    window = doc["window"]
     summary = doc["summary"]
-    console.print(f"[bold]{markup(doc['rule']['name'])}[/]\n{window['start']} → {window['end']}: "
-                  f"{summary['total']} finding(s)", markup=True, highlight=False)
+    if heading:
+        _heading(console, doc["rule"]["name"], doc["window"], summary["total"])
     for title, key in (("by ExploitEvidence", "by_evidence"), ("by device", "by_device"),
                        ("by parent process", "by_parent")):
         counts = summary.get(key) or {}
@@ -483,12 +471,13 @@ def hunt_live_table_rows(doc: dict[str, Any], findings_ndjson: IO[str], stream: 
     from itertools import islice
 
     rows = [json.loads(line) for line in islice(findings_ndjson, limit)]
+    console = _console(stream)
+    total = doc["summary"]["total"]
+    _heading(console, doc["rule"]["name"], doc["window"], total)
     if rows:
-        title = f"findings (first {limit})" if doc["summary"]["total"] > limit else "findings"
-        console = _console(stream)
-        console.print(_findings_table(title, _shown_columns(list(rows[0])), rows))
-        _more_rows(console, limit, doc["summary"]["total"])
-    hunt_live_summary(doc, stream)
+        _print_findings(console, list(rows[0]), rows)
+        _more_rows(console, limit, total)
+    hunt_live_summary(doc, stream, heading=False)
 
 
 def hunt_live(docs: Sequence[tuple[dict[str, Any], IO[str]]], fmt: OutputFormat,
@@ -707,20 +696,26 @@ def _counts_table(title: str, counts: dict[str, int]) -> Any:
     return table
 
 
-def _fleet_table(title: str, rows: Sequence[dict[str, Any]], action_header: str) -> Any:
-    from rich.table import Table
+def _fleet_table(console: Console, title: str, rows: Sequence[dict[str, Any]],
+                 action_header: str, document: dict[str, Any]) -> None:
+    """One line per target and rule, fitted to the console: where, what, and why (wrapped);
+    rules by their short ids."""
+    from .table_layout import Col, fitted_table
 
-    table = Table(title=title)
-    for col, width in (("subscription", 36), ("resource group", None), ("workspace", None),
-                       ("target", None), ("rule", 40), (action_header, None),
-                       ("changed fields", 40), ("error / reason", 60)):
-        table.add_column(col, overflow="fold", max_width=width)
-    for r in rows:
-        table.add_row(literal(r["subscription_id"]), literal(r["resource_group"]),
-                      literal(r["workspace"]), _styled(r["status"]),
-                      _styled(r["rule_name"] or r["rule_id"] or ""), _styled(r["action"]),
-                      literal(r["changes"]), _styled(r["error"]))
-    return table
+    cols = [Col("workspace", "workspace", 12, 40), Col("status", "target", 7, 13),
+            Col("rule", "rule", 30, 40), Col("action", action_header, 7, 14),
+            Col("error", "error / reason", 30, flex=True),
+            Col("changes", "changed fields", 10, 40),
+            Col("resource_group", "resource group", 10, 40),
+            Col("subscription_id", "subscription", 12, 36)]
+    short = {r.get("id"): r.get("short_id") for t in document["targets"]
+             for r in t.get("rules") or [] if r.get("short_id")}
+    shown = [{**r, "rule": short.get(r["rule_id"]) or r["rule_name"] or r["rule_id"]}
+             for r in rows]
+    console.print(f"[bold]{markup(title)}[/]", highlight=False)
+    console.print(fitted_table([c.name for c in cols], shown, console.width, cols=cols,
+                               style=lambda text: _STATUS_STYLE.get(text, ""), wrap=True))
+    console.print()
 
 
 def _fleet_machine(document: dict[str, Any], key: str, fmt: OutputFormat,
@@ -743,11 +738,12 @@ def rollout_report(document: dict[str, Any], fmt: OutputFormat, stream: IO[str])
         return
     console = _console(stream)
     if document.get("dry_run"):
-        console.print(_fleet_table("fleet plan (dry run: nothing written)", rows, "action"))
+        _fleet_table(console, "fleet plan (dry run: nothing written)", rows, "action",
+                     document)
     else:
         shown = [r for r in rows if r["status"] != "unchanged"]
         if shown:
-            console.print(_fleet_table("targets that changed or failed", shown, "action"))
+            _fleet_table(console, "targets that changed or failed", shown, "action", document)
     summary = {k: v for k, v in document["summary"].items()
                if v or k in ("total", "refused", "failed")}
     console.print(_counts_table("rollout summary (targets)", summary))
@@ -759,7 +755,7 @@ def fleet_status(document: dict[str, Any], fmt: OutputFormat, stream: IO[str]) -
     if rows is None:
         return
     console = _console(stream)
-    console.print(_fleet_table("fleet status", rows, "state"))
+    _fleet_table(console, "fleet status", rows, "state", document)
     console.print(_counts_table("fleet summary", document["summary"]))
 
 

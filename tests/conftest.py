@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -35,6 +36,9 @@ def pytest_configure(config: pytest.Config) -> None:
     folder = tempfile.mkdtemp(prefix="sentinel-t1190-hypothesis-")
     config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
     set_hypothesis_home_dir(folder)
+    # Tables written to a pipe are PIPE_WIDTH wide unless COLUMNS says otherwise: a terminal's
+    # exported COLUMNS must not change what the tests see.
+    os.environ.pop("COLUMNS", None)
 
 
 @pytest.fixture
@@ -58,17 +62,20 @@ def identity(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Identi
 
 
 def table_column(text: str, header: str) -> str:
-    """The text under *header* in the first rich table of *text* that has that header.
+    """The text under *header* in the first table of *text* that has that header.
 
     Cells folded over several lines are joined, rows one after another, and whitespace is
     dropped (wrapping eats spaces): enough to check what a table shows of a value without
-    depending on column widths. Compare with :func:`squashed`.
+    depending on column widths. Compare with :func:`squashed`. Findings tables (one line per
+    row, no box): see :func:`table_cells`.
     """
     lines = text.splitlines()
-    start, index = next(
-        (i, cells.index(header)) for i, cells in
-        enumerate([part.strip() for part in line.split("┃")] for line in lines)
-        if header in cells)
+    boxed = next(((i, cells.index(header)) for i, cells in
+                  enumerate([part.strip() for part in line.split("┃")] for line in lines)
+                  if header in cells), None)
+    if boxed is None:
+        return squashed("".join(table_cells(text, header)))
+    start, index = boxed
     body = []
     for line in lines[start + 1:]:
         if line.startswith("└"):
@@ -76,6 +83,35 @@ def table_column(text: str, header: str) -> str:
         if line.startswith("│"):
             body.append(line.split("│")[index])
     return squashed("".join(body))
+
+
+def table_cells(text: str, header: str) -> list[str]:
+    """The cells under *header* in the first findings table of *text* with that header, one
+    per row, as shown (a cut cell ends with "…"). Such a table has a line of headers, a rule
+    of "─", then one line per row; columns are found at their headers' positions on screen."""
+    import re
+
+    from rich.cells import cell_len
+
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines[:-1])
+              if re.fullmatch("─+", lines[i + 1]) and header in re.split(r"  +", line.strip()))
+    spans = [m.span() for m in re.finditer(r"\S+(?: \S+)*", lines[at])]
+    starts = [a for a, _ in spans]
+    column = [lines[at][a:b] for a, b in spans].index(header)
+    begin = starts[column]
+    end = starts[column + 1] if column + 1 < len(starts) else None
+    cells = []
+    for line in lines[at + 2:]:
+        if not line.strip():
+            break
+        shown, width = [], 0
+        for ch in line:  # slice by screen columns: wide characters take two
+            if width >= begin and (end is None or width < end):
+                shown.append(ch)
+            width += cell_len(ch)
+        cells.append("".join(shown).strip())
+    return cells
 
 
 def squashed(text: str) -> str:

@@ -250,8 +250,8 @@ def test_table_output_fits_a_sensible_width_when_piped(cli: Callable[..., Run]) 
     widths = [len(line) for line in run.stdout.splitlines()]
     assert max(widths) <= 160
     # Timestamps (to the second, for people) stay whole on one line.
-    assert re.search(r"│ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d │", run.stdout)
-    assert "Timestamp (UTC)" in run.stdout
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d  ", run.stdout, re.MULTILINE)
+    assert "Time (UTC)" in run.stdout
 
 
 def test_ndjson_is_one_finding_per_line(cli: Callable[..., Run]) -> None:

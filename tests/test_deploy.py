@@ -4,6 +4,7 @@ DefaultAzureCredential signed in through a fake `az` (tests/identity.py)."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -540,12 +541,16 @@ def test_verbose_shows_http_calls_without_the_token(az: Any, server: AzureServer
     assert run.code == 0
     tokens = set(iter_bearer_tokens(server))
     assert len(tokens) == 2  # the tokens (ARM, Logs) did travel...
-    output = "".join((run.stdout + run.stderr).split())  # rich wraps long lines
+    output = run.stdout + run.stderr
     assert "eyJ" not in output  # ...but never into the output
     assert not any(token in output for token in tokens)
     assert "Bearer" not in output
-    assert f"PUT{server.arm_endpoint}/subscriptions/" in output and "->201" in output
-    assert f"POST{server.logs_endpoint}/workspaces/" in output and "/query->200" in output
+    # one line per HTTP call, however long, for CI logs and grep
+    calls = [line for line in run.stderr.splitlines() if line.startswith("info: ")]
+    assert any(re.fullmatch(rf"info: PUT {re.escape(server.arm_endpoint)}/subscriptions/\S+ "
+                            r"-> 201 \(\d+ ms\)", line) for line in calls), calls
+    assert any(re.fullmatch(rf"info: POST {re.escape(server.logs_endpoint)}/workspaces/\S+"
+                            r"/query -> 200 \(\d+ ms\)", line) for line in calls), calls
 
 
 def test_markdown_keeps_a_hostile_deployed_query_inside_its_block(

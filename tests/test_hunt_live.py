@@ -60,9 +60,11 @@ def env(server: LogsServer) -> dict[str, str]:
     return {"SENTINEL_LOGS_ENDPOINT": server.url, "REQUESTS_CA_BUNDLE": server.ca_path}
 
 
-def local_rows(timespan: str) -> list[dict[str, Any]]:
+def local_rows(timespan: str, workspace: str | None = WS1) -> list[dict[str, Any]]:
+    """The offline hunt's rows, tagged with *workspace* as a live workspace hunt tags them."""
     [result] = api.hunt_local([], sample=True, timespan=timespan)
-    return result.findings
+    tag = {"WorkspaceId": workspace} if workspace else {}
+    return [{**row, **tag} for row in result.findings]
 
 
 def live(server: LogsServer, *args: str, cli: Callable[..., Any]) -> Any:
@@ -238,7 +240,7 @@ def test_late_ingested_events_are_not_cut_by_timegenerated(server: LogsServer) -
         [result] = api.hunt_live([WS2], lambda r: out, OutputFormat.ndjson, client=client,
                                  timespan="2d", now=sample_clock(),
                                  request_timespan=lambda w: timespan_for(w.start, w.end))
-    assert [json.loads(line) for line in out.getvalue().splitlines()] == local_rows("2d")
+    assert [json.loads(line) for line in out.getvalue().splitlines()] == local_rows("2d", WS2)
     assert result.complete
 
 
@@ -250,12 +252,11 @@ def test_one_failing_workspace_does_not_sink_the_others(server: LogsServer, cli:
     assert run.code == 4
     doc = run.json()
     assert doc["complete"] is False
-    expected = local_rows("2d")
+    expected = local_rows("2d", None)
     assert len(doc["findings"]) == 2 * len(expected)
     for ws in (WS1, WS2):
-        rows = [{k: v for k, v in r.items() if k != "WorkspaceId"}
-                for r in doc["findings"] if r["WorkspaceId"] == ws]
-        assert rows == expected
+        rows = [r for r in doc["findings"] if r["WorkspaceId"] == ws]
+        assert rows == local_rows("2d", ws)
     status = {w["id"]: w["status"] for w in doc["workspaces"]}
     assert status == {WS1: "complete", MISSING: "failed", WS2: "complete"}
     assert any(MISSING in w and "no such workspace" in w for w in doc["warnings"])
@@ -275,14 +276,25 @@ def test_ndjson_and_csv_stream_to_out(server: LogsServer, cli: Any, tmp_path: Pa
                "--out", str(csv_out), "--fail-on-findings", cli=cli)
     assert run.code == 1
     text = csv_out.read_text().splitlines()
+    # the same columns for one workspace as for several: WorkspaceId last
+    assert text[0] == ",".join(local_rows("7d")[0])
     assert text[0].startswith("Timestamp,DeviceName,AccountName")
+    assert text[0].endswith(",WorkspaceId") and text[1].endswith("," + WS1)
     assert len(text) == len(lines) + 1
+    two = live(server, "--workspace-id", WS1, "--workspace-id", WS2, "--timespan", "7d",
+               "--output", "csv", cli=cli)
+    assert two.stdout.splitlines()[0] == text[0]
 
 
 def test_table_output(server: LogsServer, cli: Any) -> None:
     run = live(server, "--workspace-id", WS1, "--timespan", "1d", cli=cli)
     assert run.code == 0, run.stderr
     assert "by ExploitEvidence" in run.stdout and WS1 in run.stdout
+    lines = run.stdout.splitlines()  # the rule and window before the rows
+    total = run.stdout.count("\n2026-01-")
+    assert lines[0] == "Web server process spawned a shell or attacker tool (T1190)"
+    assert lines[1].startswith("2026-01-14T12:00:00") and "finding(s)" in lines[1]
+    assert lines[2].startswith("Time (UTC)") and total > 0
 
 
 def test_state_runs_never_report_a_finding_twice(server: LogsServer, cli: Any,
@@ -305,7 +317,8 @@ def test_state_runs_never_report_a_finding_twice(server: LogsServer, cli: Any,
     # together they are exactly the hunt over the whole period
     whole = api.hunt_local([], sample=True, start="2026-01-08T12:00:00Z",
                            end=CLOCK)[0].findings
-    assert sorted(keys) == sorted(json.dumps(r, sort_keys=True) for r in whole)
+    assert sorted(keys) == sorted(json.dumps({**r, "WorkspaceId": WS1}, sort_keys=True)
+                                  for r in whole)
     assert any(r["Timestamp"] > "2026-01-12T12:00:00" for r in a), "the overlap had findings"
     third = live(server, "--workspace-id", WS1, "--state", str(state), "--start",
                  "2026-01-01T00:00:00Z", cli=cli)
@@ -401,7 +414,8 @@ def test_state_run_with_markup_in_a_command_line_prints_it_and_saves_state(
         server: LogsServer, cli: Any, tmp_path: Path) -> None:
     _hostile_workspace(server, tmp_path)
     state = tmp_path / "state.json"
-    run = live(server, "--workspace-id", WS2, "--timespan", "1d", "--state", str(state), cli=cli)
+    run = cli("hunt", "--now", CLOCK, "--workspace-id", WS2, "--timespan", "1d", "--state",
+              str(state), env={**env(server), "COLUMNS": "300"})  # room for the whole value
     assert run.code == 0, (run.stderr, run.exception)
     assert table_column(run.stdout, "Command line") == squashed(
         "powershell [/] [char]105 <U+001B>]0;x<U+0007> <U+202E>txt.exe")

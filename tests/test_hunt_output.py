@@ -217,11 +217,11 @@ def test_large_tables_show_the_first_rows_and_count_the_rest(
         total = result.total
     assert total > render.TABLE_ROWS
     out = _run(cli, path, "table")
-    stamps = re.findall(r"│ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) │", out)
+    stamps = re.findall(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)  ", out, re.MULTILINE)
     assert len(stamps) == render.TABLE_ROWS
     assert f"… and {total - render.TABLE_ROWS:,} more finding(s) not shown" in out
     assert f"--output ndjson, csv or json with --out FILE writes all {total:,}." in out
-    assert f"{total} finding(s)" in out
+    assert f"{total:,} finding(s)" in out
 
 
 def test_render_of_a_library_result_matches(hostile: Path) -> None:

@@ -72,12 +72,15 @@ def test_csv_cell(value: Any, cell: Any) -> None:
 
 # --- hunt: the cases ----------------------------------------------------------------
 
+#: Room for a whole hostile command line (tables cut longer cells with "…").
+WIDE = {"COLUMNS": "300"}
+
 
 def test_table_prints_markup_and_powershell_literally(cli: Callable[..., Run],
                                                       tmp_path: Path) -> None:
     path = _hunt_file(tmp_path, "powershell -c [/] [char]105 [convert]::FromBase64String('x')",
                       account="[bold]admin[/]")
-    run = cli("hunt", "--local", str(path), "--now", NOW)
+    run = cli("hunt", "--local", str(path), "--now", NOW, env=WIDE)
     assert run.code == 0, (run.stderr, run.exception)
     assert table_column(run.stdout, "Command line") == squashed(
         "powershell -c [/] [char]105 [convert]::FromBase64String('x')")
@@ -85,7 +88,7 @@ def test_table_prints_markup_and_powershell_literally(cli: Callable[..., Run],
 
 
 def test_table_shows_escape_and_bidi_characters(cli: Callable[..., Run], tmp_path: Path) -> None:
-    run = cli("hunt", "--local", str(_hunt_file(tmp_path, HOSTILE)), "--now", NOW)
+    run = cli("hunt", "--local", str(_hunt_file(tmp_path, HOSTILE)), "--now", NOW, env=WIDE)
     assert run.code == 0, (run.stderr, run.exception)
     _no_raw_controls(run.stdout)
     assert table_column(run.stdout, "Command line") == squashed(
@@ -215,3 +218,14 @@ def test_backtest_report_with_a_bracketed_rule_name() -> None:
     markdown = reports.backtest_markdown(doc)
     assert ("finding(s) of [/] shell [red]from[/red] w3wp &lt;U+001B&gt;[5m&lt;U+202E&gt;"
             "</summary>") in markdown
+
+
+def test_log_records_are_one_line_with_control_characters_shown() -> None:
+    import logging
+
+    from sentinel_t1190.cli.common import _OneLineFormatter
+
+    record = logging.LogRecord("sentinel_t1190.http", logging.INFO, __file__, 1,
+                               "GET %s -> %s", ("https://x/a\nb", "5\x1b[2J00"), None)
+    assert _OneLineFormatter().format(record) == "info: GET https://x/a<U+000A>b -> " \
+                                                 "5<U+001B>[2J00"

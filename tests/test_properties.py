@@ -17,16 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import squashed, table_column
+from conftest import table_cells
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rich.cells import cell_len
 
 from sentinel_t1190 import api, render
 from sentinel_t1190.engine import LocalEngine, LocalFile
 from sentinel_t1190.errors import SentinelT1190Error
 from sentinel_t1190.exclusions import Condition, Exclusion, apply
 from sentinel_t1190.render import OutputFormat, RowFormatter
-from sentinel_t1190.safe_text import FORMULA_START, HIDDEN, visible
+from sentinel_t1190.safe_text import FORMULA_START, HIDDEN, one_line
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
@@ -159,18 +160,29 @@ def test_any_file_is_a_result_or_a_clean_error(scratch: Path, name: str,
 
 
 @settings(max_examples=300)
-@given(command_line=TEXT, device=TEXT)
-def test_a_findings_table_shows_any_text_visibly(command_line: str, device: str) -> None:
+@given(command_line=TEXT, device=TEXT, width=st.integers(40, 200))
+def test_a_findings_table_shows_any_text_visibly_on_one_line(command_line: str, device: str,
+                                                             width: int) -> None:
     row = {"Timestamp": "2026-03-01T11:00:00Z", "DeviceName": device,
            "InitiatingProcessFileName": "w3wp.exe", "FileName": "cmd.exe",
            "ProcessCommandLine": command_line}
     stream = io.StringIO()
-    render._console(stream).print(render._findings_table("findings", list(row), [row]))
+    console = render._console(stream)
+    console.width = width
+    render._print_findings(console, list(row), [row])
     text = stream.getvalue()
+    lines = text.splitlines()
+    assert len(lines) == 4 and not lines[3].strip(), text  # header, rule, one row, blank
+    for line in lines:
+        assert cell_len(line) <= width, line
     for ch in text:  # no control, format (bidi), separator or surrogate character
         assert ch == "\n" or unicodedata.category(ch) not in HIDDEN, repr(ch)
-    assert table_column(text, "Command line") == squashed(visible(command_line))
-    assert table_column(text, "Device") == squashed(visible(device))
+    for header, value in (("Command line", command_line), ("Device", device)):
+        if header in lines[0]:
+            [shown] = table_cells(text, header)
+            full = one_line(value).strip()
+            assert shown == full or (shown.endswith("…") and full.startswith(
+                shown[:-1].rstrip())), (shown, full)
 
 
 @settings(max_examples=300)

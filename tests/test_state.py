@@ -132,7 +132,7 @@ def test_widening_the_overlap_never_reports_a_finding_twice(server: LogsServer, 
     assert "reaches back further than the findings the state file remembers" in wider.stderr
     # what was searched is exactly the period from the first start to now, gap-free
     whole = api.hunt_local([], sample=True, start="2026-01-08T12:00:00Z", end=CLOCK)[0]
-    assert sorted(first + second) == sorted(json.dumps(r, sort_keys=True)
+    assert sorted(first + second) == sorted(json.dumps({**r, "WorkspaceId": WS1}, sort_keys=True)
                                             for r in whole.findings)
     assert any('"2026-01-11' in r or '"2026-01-12' in r for r in first), \
         "findings in the widened part of the overlap exist (else the test proves nothing)"

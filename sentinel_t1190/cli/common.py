@@ -16,7 +16,7 @@ import typer
 
 from ..errors import ExitCode, SentinelT1190Error, internal_error_message
 from ..render import OutputFormat
-from ..safe_text import markup, visible
+from ..safe_text import markup, one_line, visible
 
 if TYPE_CHECKING:
     from ..rules import Rule
@@ -89,15 +89,23 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _setup_logging(verbose: bool, debug: bool) -> None:
-    from rich.logging import RichHandler
-
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
-    handler = RichHandler(console=_stderr(), show_path=False, show_time=False)
-    logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLineFormatter())
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     if not debug:
         # azure-core logs whole request/response headers at DEBUG, and azure-identity a long
         # per-credential WARNING on every failed token; both only with --debug.
         logging.getLogger("azure").setLevel(logging.ERROR)
+
+
+class _OneLineFormatter(logging.Formatter):
+    """``info: <message>``, one line per record whatever the terminal's width (CI logs, grep);
+    service text in messages has its control characters shown as ``<U+XXXX>``. A --debug
+    traceback follows on its own lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {one_line(record.message)}"
 
 
 def _stderr() -> Any:
