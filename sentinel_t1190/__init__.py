@@ -65,8 +65,13 @@ def __getattr__(name: str) -> Any:
 
     module = _PUBLIC.get(name)
     if module is not None:
+        if find_spec(f"{__name__}.{name}") is not None:
+            # A submodule of the same name (validate): import it first, or its first import
+            # (the function's own) would replace the function here with the module.
+            import_module(f"{__name__}.{name}")
         value = getattr(import_module(f"{__name__}.{module}"), name)
-    elif not name.startswith("_") and find_spec(f"{__name__}.{name}") is not None:
+    elif name.isidentifier() and not name.startswith("_") \
+            and find_spec(f"{__name__}.{name}") is not None:
         value = import_module(f"{__name__}.{name}")
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -78,3 +78,17 @@ def test_help_imports_no_heavy_library(tmp_path: Path, args: list[str]) -> None:
     assert code == 0
     assert _top(modules) == set(), modules[:10]
 
+
+
+def test_public_names_stay_what_they_are(tmp_path: Path) -> None:
+    """``st.validate`` is the function before and after a call, though a submodule of the same
+    name is imported by it; an unknown name is an AttributeError (``hasattr`` is False)."""
+    code = ("import sentinel_t1190 as st\n"
+            "first = st.validate\n"
+            "st.validate()\n"
+            "assert st.validate is first and callable(st.validate), st.validate\n"
+            "assert not hasattr(st, 'no_such_name') and not hasattr(st, 'a.b')\n"
+            "assert st.alert_rule.API_VERSION and 'classify' in dir(st)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
