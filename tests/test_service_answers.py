@@ -62,7 +62,7 @@ def test_one_malformed_slice_makes_the_hunt_incomplete_and_names_it(
     other = ((window["start"], failed["start"]) if failed["end"] == window["end"]
              else (failed["end"], window["end"]))
     [kept] = api.hunt_local([], sample=True, start=other[0], end=other[1])
-    assert doc["findings"] == kept.findings
+    assert doc["findings"] == [{**row, "WorkspaceId": WS1} for row in kept.findings]
     allowed = live(server, "--workspace-id", WS1, "--timespan", "2d", "--allow-partial",
                    cli=cli)
     assert allowed.code == 0
