@@ -219,11 +219,17 @@ def test_ctrl_c_names_the_report_to_resume(tmp_path: Path) -> None:
         targets = write_targets(tmp_path / "targets.csv", fleet)
         report = tmp_path / "my report.json"
         env = {**os.environ, **server.env, "PYTHONPATH": str(ROOT)}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "sentinel_t1190", "rollout", "--targets", str(targets),
-             "--report", str(report), "--concurrency", "2", "--output", "json"],
-            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True)
+        # A shell's background job (`bash .ci/run &`) ignores SIGINT, and so would the child:
+        # with a handler here instead, the child starts with the default, as from a terminal.
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "sentinel_t1190", "rollout", "--targets", str(targets),
+                 "--report", str(report), "--concurrency", "2", "--output", "json"],
+                env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                text=True)
+        finally:
+            signal.signal(signal.SIGINT, previous)
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and not (
