@@ -6,7 +6,8 @@ picked by the columns the rule outputs (so a custom rule with the same columns g
 other rules get their own columns in order. As many columns as fit the width are shown, in
 the view's order; one column (the command line, the decoded request, the payload, the path)
 takes the room left. Cells longer than their column end with "…": JSON, NDJSON and CSV
-always hold the full values.
+always hold the full values. The ``rules`` and fleet tables use the same layout with views
+of their own, their long column (a name, an error) wrapping instead of being cut.
 """
 
 from __future__ import annotations
