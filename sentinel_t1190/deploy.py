@@ -12,7 +12,7 @@ The translation between a rule and the API (``to_api_body``, ``normalise``, ``di
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
@@ -254,24 +254,26 @@ class RuleCache:
 
     def __init__(self) -> None:
         # Keyed by id(rule), holding the rule so that its id cannot be reused meanwhile.
-        self._bodies: dict[tuple[int, bool], tuple[Rule, Mapping[str, Any]]] = {}
-        self._columns: dict[tuple[int, str], tuple[Rule, frozenset[str]]] = {}
+        self._values: dict[tuple[str, int, object], tuple[Rule, Any]] = {}
+
+    def _once(self, what: str, rule: Rule, arg: object, compute: Callable[[], Any]) -> Any:
+        key = (what, id(rule), arg)
+        found = self._values.get(key)
+        if found is None:
+            found = self._values[key] = (rule, compute())
+        return found[1]
 
     def body(self, rule: Rule, *, enabled: bool) -> Mapping[str, Any]:
         """:func:`~sentinel_t1190.alert_rule.to_api_body` of *rule*."""
-        key = (id(rule), enabled)
-        found = self._bodies.get(key)
-        if found is None:
-            found = self._bodies[key] = (rule, to_api_body(rule, enabled=enabled))
-        return found[1]
+        body: Mapping[str, Any] = self._once("body", rule, enabled,
+                                             lambda: to_api_body(rule, enabled=enabled))
+        return body
 
     def needed_columns(self, rule: Rule, table: str) -> frozenset[str]:
         """The columns of *table* that *rule*'s deployed query reads."""
-        key = (id(rule), table)
-        found = self._columns.get(key)
-        if found is None:
-            found = self._columns[key] = (rule, _needed_columns(rule, table))
-        return found[1]
+        columns: frozenset[str] = self._once("columns", rule, table,
+                                             lambda: _needed_columns(rule, table))
+        return columns
 
 
 def _table_problem(client: WorkspaceClient, rule: Rule, tables: dict[str, TableCheck],

@@ -81,11 +81,14 @@ def rules(items: Sequence[Rule], fmt: OutputFormat, stream: IO[str]) -> None:
     if fmt is OutputFormat.json:
         write_json({"rules": summaries}, stream)
         return
-    if fmt in (OutputFormat.ndjson, OutputFormat.csv):
-        flat = [{**s, **{k: ",".join(s[k]) for k in ("tactics", "techniques", "tables")}}
+
+    def flat(separator: str) -> list[dict[str, Any]]:  # the list fields as one text each
+        return [{**s, **{k: separator.join(s[k]) for k in ("tactics", "techniques", "tables")}}
                 for s in summaries]
+
+    if fmt in (OutputFormat.ndjson, OutputFormat.csv):
         cols = ["id", "short_id", "name", "severity", "tactics", "techniques", "tables"]
-        write_rows(flat if fmt is OutputFormat.csv else summaries, cols, fmt, stream)
+        write_rows(flat(",") if fmt is OutputFormat.csv else summaries, cols, fmt, stream)
         return
     from .table_layout import Col, fitted_table
 
@@ -94,12 +97,9 @@ def rules(items: Sequence[Rule], fmt: OutputFormat, stream: IO[str]) -> None:
             Col("severity", "severity", 8, 13), Col("tables", "tables", 12, 60),
             Col("techniques", "techniques", 10, 30), Col("tactics", "tactics", 10, 40),
             Col("id", "id", 36, 36)]
-    rows = [{**s, **{k: ", ".join(s[k]) for k in ("tactics", "techniques", "tables")}}
-            for s in summaries]
     console = _console(stream)
     console.print(f"{len(items)} rule(s) in the pack", markup=False, highlight=False)
-    console.print(fitted_table([c.name for c in shown], rows, console.width, cols=shown,
-                               wrap=True))
+    console.print(fitted_table(shown, flat(", "), console.width, wrap=True))
 
 
 # --- validate ------------------------------------------------------------------------------
@@ -212,9 +212,9 @@ def _print_findings(console: Console, columns: Sequence[str],
                     rows: Iterable[dict[str, Any]]) -> None:
     """Findings as one line per row, fitted to the console (see ``table_layout``), then a
     blank line."""
-    from .table_layout import fitted_table
+    from .table_layout import fitted_table, view
 
-    console.print(fitted_table(columns, rows, console.width, _cell))
+    console.print(fitted_table(view(columns), rows, console.width, _cell))
     console.print()
 
 
@@ -713,7 +713,7 @@ def _fleet_table(console: Console, title: str, rows: Sequence[dict[str, Any]],
     shown = [{**r, "rule": short.get(r["rule_id"]) or r["rule_name"] or r["rule_id"]}
              for r in rows]
     console.print(f"[bold]{markup(title)}[/]", highlight=False)
-    console.print(fitted_table([c.name for c in cols], shown, console.width, cols=cols,
+    console.print(fitted_table(cols, shown, console.width,
                                style=lambda text: _STATUS_STYLE.get(text, ""), wrap=True))
     console.print()
 

@@ -137,20 +137,18 @@ def cell_width(text: str) -> int:
     return cell_len(text)
 
 
-def fitted_table(columns: Sequence[str], rows: Iterable[dict[str, Any]], width: int,
+def fitted_table(cols: Sequence[Col], rows: Iterable[dict[str, Any]], width: int,
                  cell: Callable[[str, Any], str] = lambda _, v: "" if v is None else str(v),
-                 *, cols: Sequence[Col] | None = None, style: Callable[[str], str] | None = None,
-                 wrap: bool = False) -> Table:
+                 *, style: Callable[[str], str] | None = None, wrap: bool = False) -> Table:
     """*rows* as a one-line-per-row table of at most *width* characters (see the module).
 
-    *cols*: the view (default: the one for *columns*); *style*: a cell's style from its
+    *cols*: the view (:func:`view` for a rule's findings); *style*: a cell's style from its
     text; *wrap*: the flexible column wraps its words instead of being cut (error messages).
     """
     from rich import box
     from rich.table import Table
     from rich.text import Text
 
-    cols = list(cols) if cols is not None else view(columns)
     texts = [[one_line(cell(c.name, row.get(c.name))) for c in cols] for row in rows]
     filled = [i for i, _ in enumerate(cols) if any(t[i] for t in texts)]
     if filled:  # a column empty on every row shows nothing: leave the room to the others
